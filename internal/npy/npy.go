@@ -1,0 +1,381 @@
+// Package npy reads and writes NumPy .npy files (format versions 1.0-3.0,
+// little-endian, C order) holding float32, float64, int32, int64, int8, uint8
+// or bool arrays.
+//
+// Arrays are returned as an [Array]: a shape plus a flat Go slice. Readers
+// check the header, dtype, order and that the data length matches the shape,
+// and return errors naming the file and the problem.
+package npy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Array is an n-dimensional array read from or written to a .npy file.
+// Data is one of []float32, []float64, []int32, []int64, []int8, []uint8 or []bool,
+// in C (row-major) order, with len(Data) == product(Shape).
+type Array struct {
+	Shape []int
+	Data  any
+}
+
+// Size returns the number of elements the shape describes.
+func (a Array) Size() int { return shapeSize(a.Shape) }
+
+func shapeSize(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// magic is the 6-byte prefix of every .npy file.
+var magic = []byte("\x93NUMPY")
+
+var (
+	descrRe   = regexp.MustCompile(`'descr'\s*:\s*'([^']*)'`)
+	fortranRe = regexp.MustCompile(`'fortran_order'\s*:\s*(True|False)`)
+	shapeRe   = regexp.MustCompile(`'shape'\s*:\s*\(([^)]*)\)`)
+)
+
+// ReadFile reads the .npy file at path.
+func ReadFile(path string) (Array, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Array{}, fmt.Errorf("npy: %w", err)
+	}
+	defer f.Close()
+	a, err := Read(bufio.NewReader(f))
+	if err != nil {
+		return Array{}, fmt.Errorf("npy %s: %w", path, err)
+	}
+	return a, nil
+}
+
+// Read reads one .npy array from r.
+func Read(r io.Reader) (Array, error) {
+	var pre [8]byte
+	if _, err := io.ReadFull(r, pre[:]); err != nil {
+		return Array{}, fmt.Errorf("not a .npy file: truncated preamble")
+	}
+	if !bytes.Equal(pre[:6], magic) {
+		return Array{}, fmt.Errorf("not a .npy file: bad magic %q", pre[:6])
+	}
+	var hlen int
+	switch pre[6] {
+	case 1:
+		var b [2]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return Array{}, fmt.Errorf("truncated header length")
+		}
+		hlen = int(binary.LittleEndian.Uint16(b[:]))
+	case 2, 3:
+		var b [4]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return Array{}, fmt.Errorf("truncated header length")
+		}
+		hlen = int(binary.LittleEndian.Uint32(b[:]))
+	default:
+		return Array{}, fmt.Errorf("unsupported .npy format version %d.%d", pre[6], pre[7])
+	}
+	if hlen > 1<<20 {
+		return Array{}, fmt.Errorf("header length %d too large", hlen)
+	}
+	hdr := make([]byte, hlen)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return Array{}, fmt.Errorf("truncated header")
+	}
+	h := string(hdr)
+	m := descrRe.FindStringSubmatch(h)
+	if m == nil {
+		return Array{}, fmt.Errorf("header has no descr: %q", strings.TrimSpace(h))
+	}
+	descr := m[1]
+	if fm := fortranRe.FindStringSubmatch(h); fm == nil {
+		return Array{}, fmt.Errorf("header has no fortran_order")
+	} else if fm[1] == "True" {
+		return Array{}, fmt.Errorf("fortran-order arrays are not supported (save with np.ascontiguousarray)")
+	}
+	sm := shapeRe.FindStringSubmatch(h)
+	if sm == nil {
+		return Array{}, fmt.Errorf("header has no shape")
+	}
+	shape := []int{}
+	for _, p := range strings.Split(sm[1], ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		d, err := strconv.Atoi(p)
+		if err != nil || d < 0 {
+			return Array{}, fmt.Errorf("bad shape dimension %q", p)
+		}
+		shape = append(shape, d)
+	}
+	n := shapeSize(shape)
+	if n > 1<<34 {
+		return Array{}, fmt.Errorf("shape %v too large", shape)
+	}
+	var order binary.ByteOrder = binary.LittleEndian
+	if len(descr) > 0 && descr[0] == '>' {
+		order = binary.BigEndian
+	}
+	kind := strings.TrimLeft(descr, "<>|=")
+	a := Array{Shape: shape}
+	var err error
+	switch kind {
+	case "f4":
+		d := make([]float32, n)
+		err = binary.Read(r, order, d)
+		a.Data = d
+	case "f8":
+		d := make([]float64, n)
+		err = binary.Read(r, order, d)
+		a.Data = d
+	case "i4":
+		d := make([]int32, n)
+		err = binary.Read(r, order, d)
+		a.Data = d
+	case "i8":
+		d := make([]int64, n)
+		err = binary.Read(r, order, d)
+		a.Data = d
+	case "i1":
+		d := make([]int8, n)
+		err = binary.Read(r, order, d)
+		a.Data = d
+	case "u1":
+		d := make([]uint8, n)
+		err = binary.Read(r, order, d)
+		a.Data = d
+	case "b1":
+		raw := make([]uint8, n)
+		err = binary.Read(r, order, raw)
+		d := make([]bool, n)
+		for i, v := range raw {
+			d[i] = v != 0
+		}
+		a.Data = d
+	default:
+		return Array{}, fmt.Errorf("unsupported dtype %q (want f4, f8, i4, i8, i1, u1 or b1)", descr)
+	}
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return Array{}, fmt.Errorf("truncated data: shape %v needs %d elements of %s", shape, n, descr)
+		}
+		return Array{}, err
+	}
+	return a, nil
+}
+
+// Float32 returns the data converted to float32 (from any numeric dtype).
+func (a Array) Float32() ([]float32, error) {
+	switch d := a.Data.(type) {
+	case []float32:
+		return d, nil
+	case []float64:
+		out := make([]float32, len(d))
+		for i, v := range d {
+			out[i] = float32(v)
+		}
+		return out, nil
+	case []int32:
+		return convert[int32, float32](d), nil
+	case []int64:
+		return convert[int64, float32](d), nil
+	case []int8:
+		return convert[int8, float32](d), nil
+	case []uint8:
+		return convert[uint8, float32](d), nil
+	}
+	return nil, fmt.Errorf("cannot convert %T to float32", a.Data)
+}
+
+// Float64 returns the data converted to float64 (from any numeric dtype).
+func (a Array) Float64() ([]float64, error) {
+	switch d := a.Data.(type) {
+	case []float64:
+		return d, nil
+	case []float32:
+		return convert[float32, float64](d), nil
+	case []int32:
+		return convert[int32, float64](d), nil
+	case []int64:
+		return convert[int64, float64](d), nil
+	case []int8:
+		return convert[int8, float64](d), nil
+	case []uint8:
+		return convert[uint8, float64](d), nil
+	}
+	return nil, fmt.Errorf("cannot convert %T to float64", a.Data)
+}
+
+// Int32 returns integer data converted to int32; int64 values outside the
+// int32 range are an error.
+func (a Array) Int32() ([]int32, error) {
+	switch d := a.Data.(type) {
+	case []int32:
+		return d, nil
+	case []int64:
+		out := make([]int32, len(d))
+		for i, v := range d {
+			if v < math.MinInt32 || v > math.MaxInt32 {
+				return nil, fmt.Errorf("value %d at index %d does not fit int32", v, i)
+			}
+			out[i] = int32(v)
+		}
+		return out, nil
+	case []int8:
+		return convert[int8, int32](d), nil
+	case []uint8:
+		return convert[uint8, int32](d), nil
+	}
+	return nil, fmt.Errorf("want an integer array, got %T", a.Data)
+}
+
+// Int64 returns integer data converted to int64.
+func (a Array) Int64() ([]int64, error) {
+	switch d := a.Data.(type) {
+	case []int64:
+		return d, nil
+	case []int32:
+		return convert[int32, int64](d), nil
+	case []int8:
+		return convert[int8, int64](d), nil
+	case []uint8:
+		return convert[uint8, int64](d), nil
+	}
+	return nil, fmt.Errorf("want an integer array, got %T", a.Data)
+}
+
+func convert[F, T int8 | uint8 | int32 | int64 | float32 | float64](in []F) []T {
+	out := make([]T, len(in))
+	for i, v := range in {
+		out[i] = T(v)
+	}
+	return out
+}
+
+func descrOf(data any) (string, error) {
+	switch data.(type) {
+	case []float32:
+		return "<f4", nil
+	case []float64:
+		return "<f8", nil
+	case []int32:
+		return "<i4", nil
+	case []int64:
+		return "<i8", nil
+	case []int8:
+		return "|i1", nil
+	case []uint8:
+		return "|u1", nil
+	case []bool:
+		return "|b1", nil
+	}
+	return "", fmt.Errorf("unsupported data type %T", data)
+}
+
+// Write writes a as a version 1.0 .npy stream to w.
+func Write(w io.Writer, a Array) error {
+	descr, err := descrOf(a.Data)
+	if err != nil {
+		return err
+	}
+	var n int
+	switch d := a.Data.(type) {
+	case []float32:
+		n = len(d)
+	case []float64:
+		n = len(d)
+	case []int32:
+		n = len(d)
+	case []int64:
+		n = len(d)
+	case []int8:
+		n = len(d)
+	case []uint8:
+		n = len(d)
+	case []bool:
+		n = len(d)
+	}
+	if n != a.Size() {
+		return fmt.Errorf("data has %d elements, shape %v needs %d", n, a.Shape, a.Size())
+	}
+	dims := make([]string, len(a.Shape))
+	for i, d := range a.Shape {
+		dims[i] = strconv.Itoa(d)
+	}
+	shapeStr := strings.Join(dims, ", ")
+	if len(a.Shape) == 1 {
+		shapeStr += ","
+	}
+	h := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, shapeStr)
+	// Pad so that magic(6)+version(2)+len(2)+header is a multiple of 64, ending in '\n'.
+	total := 10 + len(h) + 1
+	pad := (64 - total%64) % 64
+	h += strings.Repeat(" ", pad) + "\n"
+	if len(h) > math.MaxUint16 {
+		return fmt.Errorf("header too long")
+	}
+	bw := bufio.NewWriter(w)
+	bw.Write(magic)
+	bw.Write([]byte{1, 0})
+	binary.Write(bw, binary.LittleEndian, uint16(len(h)))
+	bw.WriteString(h)
+	if b, ok := a.Data.([]bool); ok {
+		raw := make([]uint8, len(b))
+		for i, v := range b {
+			if v {
+				raw[i] = 1
+			}
+		}
+		bw.Write(raw)
+	} else if err := binary.Write(bw, binary.LittleEndian, a.Data); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// WriteFile writes a to path atomically: it writes a temporary file in the
+// same folder, syncs it and renames it over path.
+func WriteFile(path string, a Array) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("npy: write %s: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(tmpName)
+		return fmt.Errorf("npy: write %s: %w", path, err)
+	}
+	if err := Write(tmp, a); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmpName)
+		return fmt.Errorf("npy: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		os.Remove(tmpName)
+		return fmt.Errorf("npy: write %s: %w", path, err)
+	}
+	return nil
+}
