@@ -31,6 +31,7 @@ func newRootCmd() *cobra.Command {
 		newTokenizeCmd(),
 		newPreprocessCmd(),
 		newEmbedCmd(),
+		newRecipeCmd(),
 	)
 	return root
 }

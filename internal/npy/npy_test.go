@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/qatclip/qatclip/internal/testutil"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -73,10 +75,7 @@ func TestWriteFileAtomicAndGolden(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("temporary files left behind: %v", entries)
 	}
-	golden := filepath.Join("..", "..", "..", "shared", "golden", "clip-tiny", "input_ids.npy")
-	if _, err := os.Stat(golden); err != nil {
-		t.Skipf("shared golden data not found at %s", golden)
-	}
+	golden := testutil.SharedPath(t, "golden", "clip-tiny", "input_ids.npy")
 	a, err := ReadFile(golden)
 	if err != nil {
 		t.Fatal(err)
