@@ -32,6 +32,8 @@ func newRootCmd() *cobra.Command {
 		newPreprocessCmd(),
 		newEmbedCmd(),
 		newRecipeCmd(),
+		newScoreCmd(),
+		newDataCmd(),
 	)
 	return root
 }

@@ -1,0 +1,172 @@
+// Package backend chooses and opens the GoMLX backend qatclip runs on.
+//
+// Names accepted by Open (from --backend or $QATCLIP_BACKEND):
+//
+//	go                  pure Go (backends/simplego); always available
+//	go:OPTIONS          pure Go with simplego options (e.g. go:parallelism=4)
+//	xla:cuda, xla:cpu   XLA through a PJRT plugin found on PJRT_PLUGIN_LIBRARY_PATH
+//	xla:/abs/plugin.so  XLA through the PJRT plugin at that path
+//	auto (or empty)     xla with the first PJRT plugin found, else go
+//
+// Nothing is ever downloaded. When a named plugin cannot be loaded, Open
+// falls back to the pure-Go backend and logs one line saying so; a plugin
+// given by absolute path that does not exist is an error, since the user
+// asked for that file.
+//
+// Open also installs matmul-based gradients for Dot and DotGeneral (see
+// InstallFastGradients) and runs the pure-Go backend with sequential op
+// scheduling, which cannot deadlock with them.
+package backend
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/backends/stablehlo"
+)
+
+// EnvVar is the environment variable read when no backend name is given.
+const EnvVar = "QATCLIP_BACKEND"
+
+// DefaultGoOptions are the simplego options used for "go": ops run one at a
+// time (each op still uses all cores internally). GoMLX's default mixes op-
+// and intra-op parallelism on one bounded worker pool, which can deadlock
+// when several large DotGeneral ops run at once.
+const DefaultGoOptions = "ops_sequential"
+
+// Open returns the backend named by name (see the package documentation),
+// writing one line to logw naming the backend and device (and, on fallback,
+// why). An empty name reads $QATCLIP_BACKEND, then defaults to "auto".
+// logw may be nil.
+func Open(name string, logw io.Writer) (backends.Backend, error) {
+	if logw == nil {
+		logw = io.Discard
+	}
+	InstallFastGradients()
+	if name == "" {
+		name = os.Getenv(EnvVar)
+	}
+	if name == "" {
+		name = "auto"
+	}
+	kind, opts, _ := strings.Cut(name, ":")
+	switch kind {
+	case "go", "simplego":
+		b, err := openGo(opts)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(logw, "backend: %s\n", Describe(b))
+		return b, nil
+	case "auto":
+		if opts != "" {
+			return nil, fmt.Errorf("backend %q: auto takes no options", name)
+		}
+		if plugins := availablePlugins(); len(plugins) > 0 {
+			if b, err := openXLA(plugins[0]); err == nil {
+				fmt.Fprintf(logw, "backend: %s\n", Describe(b))
+				return b, nil
+			}
+		}
+		b, err := openGo("")
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(logw, "backend: %s (no PJRT plugin found)\n", Describe(b))
+		return b, nil
+	case "xla", "stablehlo":
+		if opts == "" {
+			return nil, fmt.Errorf("backend %q: name a PJRT plugin, e.g. xla:cuda, xla:cpu or xla:/abs/path/plugin.so", name)
+		}
+		plugin, _, _ := strings.Cut(opts, ",")
+		if filepath.IsAbs(plugin) {
+			if _, err := os.Stat(plugin); err != nil {
+				return nil, fmt.Errorf("backend %q: PJRT plugin %s: %w", name, plugin, err)
+			}
+		}
+		b, err := openXLA(opts)
+		if err == nil {
+			fmt.Fprintf(logw, "backend: %s\n", Describe(b))
+			return b, nil
+		}
+		if filepath.IsAbs(plugin) {
+			return nil, fmt.Errorf("backend %q: %v", name, oneLine(err))
+		}
+		gb, gerr := openGo("")
+		if gerr != nil {
+			return nil, gerr
+		}
+		fmt.Fprintf(logw, "backend: %s (requested %s unavailable: %s; set PJRT_PLUGIN_LIBRARY_PATH or pass xla:/abs/path/plugin.so)\n",
+			Describe(gb), name, oneLine(err))
+		return gb, nil
+	}
+	return nil, fmt.Errorf("unknown backend %q: want go, xla:cuda, xla:cpu, xla:/abs/path/plugin.so or auto", name)
+}
+
+// Describe names a backend and its device in one short phrase, e.g.
+// "go (pure Go, 2 CPU cores)" or "xla (CUDA plugin, NVIDIA H100, 1 device)".
+func Describe(b backends.Backend) string {
+	if _, isGo := b.(*simplego.Backend); isGo {
+		return fmt.Sprintf("go (pure Go, %d CPU cores)", runtime.NumCPU())
+	}
+	desc := oneLine(fmt.Errorf("%s", b.Description()))
+	if n := b.NumDevices(); n > 0 {
+		if d := oneLine(fmt.Errorf("%s", b.DeviceDescription(0))); d != "" && !strings.Contains(desc, d) {
+			desc += ", " + d
+		}
+		desc += fmt.Sprintf(", %d device(s)", n)
+	}
+	return fmt.Sprintf("xla (%s)", desc)
+}
+
+func openGo(opts string) (b backends.Backend, err error) {
+	if opts == "" {
+		opts = DefaultGoOptions
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("backend go:%s: %v", opts, r)
+		}
+	}()
+	b, err = simplego.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("backend go:%s: %v", opts, oneLine(err))
+	}
+	return b, nil
+}
+
+// openXLA opens the stablehlo (XLA/PJRT) backend, turning any panic from the
+// plugin loader into an error.
+func openXLA(config string) (b backends.Backend, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("%v", r)
+		}
+	}()
+	return stablehlo.New(config)
+}
+
+// availablePlugins lists the PJRT plugins GoMLX can find, without panicking.
+func availablePlugins() (plugins []string) {
+	defer func() {
+		if recover() != nil {
+			plugins = nil
+		}
+	}()
+	return stablehlo.GetAvailablePlugins()
+}
+
+// oneLine keeps the first line of an error message.
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
