@@ -3,10 +3,10 @@ package layers
 import (
 	"math"
 
-	"github.com/gomlx/gopjrt/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gopjrt/dtypes"
 )
 
 // Attention is multi-head self-attention as HF's CLIPAttention computes it:

@@ -48,7 +48,23 @@ func LayerNorm(ctx *context.Context, module string, x *graph.Node, eps float64) 
 	mean := graph.ReduceAndKeep(x, graph.ReduceMean, -1)
 	centred := graph.Sub(x, mean)
 	variance := graph.ReduceAndKeep(graph.Square(centred), graph.ReduceMean, -1)
-	y := graph.Mul(centred, graph.Rsqrt(graph.AddScalar(variance, eps)))
+	// Div by Sqrt rather than Mul by Rsqrt: Rsqrt has no gradient in GoMLX.
+	y := graph.Div(centred, graph.Sqrt(graph.AddScalar(variance, eps)))
 	y = graph.Mul(y, graph.ExpandLeftToRank(gamma, y.Rank()))
 	return graph.Add(y, graph.ExpandLeftToRank(beta, y.Rank()))
+}
+
+// PatchEmbed cuts images [N, C, H, W] into non-overlapping patch x patch
+// squares and projects each with a Linear without bias: the result is
+// [N, (H/patch)*(W/patch), width], patches in row-major order. The Linear's
+// weight [width, C*patch*patch] holds the data of a PyTorch Conv2d weight
+// [width, C, patch, patch] (stride patch, no bias) unchanged, since each
+// patch is flattened in (channel, row, column) order.
+func PatchEmbed(ctx *context.Context, hook Hook, module string, images *graph.Node, patch, width int) *graph.Node {
+	dims := images.Shape().Dimensions
+	n, c, gh, gw := dims[0], dims[1], dims[2]/patch, dims[3]/patch
+	x := graph.Reshape(images, n, c, gh, patch, gw, patch)
+	x = graph.TransposeAllDims(x, 0, 2, 4, 1, 3, 5)
+	x = graph.Reshape(x, n, gh*gw, c*patch*patch)
+	return Linear(ctx, hook, module, x, width, false)
 }

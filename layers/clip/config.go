@@ -95,11 +95,30 @@ func DefaultConfig() Config {
 }
 
 // ParseConfig parses an HF config.json. Missing fields take HF's defaults;
-// fields qatclip does not use are ignored. The result is validated.
+// fields qatclip does not use are ignored. As in HF, the legacy
+// "text_config_dict" and "vision_config_dict" (found in older hub configs)
+// override "text_config" and "vision_config". The result is validated.
 func ParseConfig(data []byte) (Config, error) {
 	cfg := DefaultConfig()
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return Config{}, err
+	}
+	var legacy struct {
+		Text   json.RawMessage `json:"text_config_dict"`
+		Vision json.RawMessage `json:"vision_config_dict"`
+	}
+	if err := json.Unmarshal(data, &legacy); err != nil {
+		return Config{}, err
+	}
+	if len(legacy.Text) > 0 {
+		if err := json.Unmarshal(legacy.Text, &cfg.Text); err != nil {
+			return Config{}, fmt.Errorf("text_config_dict: %w", err)
+		}
+	}
+	if len(legacy.Vision) > 0 {
+		if err := json.Unmarshal(legacy.Vision, &cfg.Vision); err != nil {
+			return Config{}, fmt.Errorf("vision_config_dict: %w", err)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
