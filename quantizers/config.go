@@ -1,5 +1,11 @@
 package quantizers
 
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
 // Granularity says how many quantization parameter sets a tensor gets.
 type Granularity string
 
@@ -94,4 +100,108 @@ func (c Config) QRange() (qmin, qmax int) {
 		qmax--
 	}
 	return qmin, qmax
+}
+
+// Built-in method names, as recipes spell them.
+const (
+	// MethodNone leaves tensors in float.
+	MethodNone = "none"
+	// MethodMinMax observes the running min/max (or its EMA).
+	MethodMinMax = "minmax"
+	// MethodPercentile observes the Percentile-th percentile range.
+	MethodPercentile = "percentile"
+	// MethodMSE observes the range minimising the quantization MSE.
+	MethodMSE = "mse"
+	// MethodLSQ learns the scale (Esser et al. 2020).
+	MethodLSQ = "lsq"
+	// MethodLSQPlus learns scale and offset (Bhalgat et al. 2020).
+	MethodLSQPlus = "lsq+"
+	// MethodPACT learns a clipping level alpha (Choi et al. 2018).
+	MethodPACT = "pact"
+)
+
+// Initialisations of learnable ranges (Config.Init).
+const (
+	// InitLSQ sets the scale to 2*mean(|x|)/sqrt(qmax).
+	InitLSQ = "lsq"
+	// InitMinMax sets scale and zero point from the batch min/max.
+	InitMinMax = "minmax"
+	// InitMSE sets them from the range of least quantization MSE.
+	InitMSE = "mse"
+)
+
+// isObserverMethod reports whether the method sets its range from
+// observed statistics (no learned parameters).
+func isObserverMethod(m string) bool {
+	return m == MethodMinMax || m == MethodPercentile || m == MethodMSE
+}
+
+// isLearnedMethod reports whether the method learns its range by gradient.
+func isLearnedMethod(m string) bool {
+	return m == MethodLSQ || m == MethodLSQPlus || m == MethodPACT
+}
+
+// Validate checks every field against the documented ranges and the
+// combinations the built-in methods support. The error names the field as
+// recipes spell it ("bits: 9 is out of range [2, 8]"), so callers can
+// prefix the key path. A method name outside the built-ins is accepted here
+// (a Registry may know it); Registry.New rejects names it does not know.
+func (c Config) Validate() error {
+	if c.Method == "" {
+		return fmt.Errorf("method: must be set (one of %s)", strings.Join(builtinMethods(), ", "))
+	}
+	if c.Bits < 2 || c.Bits > 8 {
+		return fmt.Errorf("bits: %d is out of range [2, 8]", c.Bits)
+	}
+	switch c.Granularity {
+	case PerTensor, PerChannel:
+	case PerGroup:
+		if c.GroupSize <= 0 {
+			return fmt.Errorf("group_size: %d must be positive for per-group quantization", c.GroupSize)
+		}
+	default:
+		return fmt.Errorf("granularity: %q is not one of %q, %q, %q", c.Granularity, PerTensor, PerChannel, PerGroup)
+	}
+	if math.IsNaN(c.Momentum) || c.Momentum < 0 || c.Momentum >= 1 {
+		return fmt.Errorf("momentum: %g is out of range [0, 1)", c.Momentum)
+	}
+	if math.IsNaN(c.Percentile) || c.Percentile <= 0 || c.Percentile > 100 {
+		return fmt.Errorf("percentile: %g is out of range (0, 100]", c.Percentile)
+	}
+	if math.IsNaN(c.AlphaL2) || c.AlphaL2 < 0 {
+		return fmt.Errorf("alpha_l2: %g must be >= 0", c.AlphaL2)
+	}
+	if c.AlphaL2 != 0 && c.Method != MethodPACT {
+		return fmt.Errorf("alpha_l2: only method %q has an alpha, got method %q", MethodPACT, c.Method)
+	}
+	switch c.Init {
+	case "":
+	case InitLSQ, InitMinMax, InitMSE:
+		if c.Method != MethodLSQ && c.Method != MethodLSQPlus {
+			return fmt.Errorf("init: only methods %q and %q take an initialisation, got method %q", MethodLSQ, MethodLSQPlus, c.Method)
+		}
+	default:
+		return fmt.Errorf("init: %q is not one of %q, %q, %q", c.Init, InitLSQ, InitMinMax, InitMSE)
+	}
+	if c.Dynamic && !isObserverMethod(c.Method) {
+		return fmt.Errorf("dynamic: method %q keeps learned state; only %s can be dynamic",
+			c.Method, strings.Join([]string{MethodMinMax, MethodPercentile, MethodMSE}, ", "))
+	}
+	if c.Momentum != 0 && !isObserverMethod(c.Method) {
+		return fmt.Errorf("momentum: method %q has no observer", c.Method)
+	}
+	if c.Method == MethodPACT {
+		if c.IsSigned() {
+			return fmt.Errorf("signed: method %q quantizes to the unsigned range [0, alpha]; set symmetric: false (or signed: false)", MethodPACT)
+		}
+		if c.Granularity != PerTensor {
+			return fmt.Errorf("granularity: method %q learns one alpha per tensor, got %q", MethodPACT, c.Granularity)
+		}
+	}
+	return nil
+}
+
+// builtinMethods lists the built-in method names.
+func builtinMethods() []string {
+	return []string{MethodNone, MethodMinMax, MethodPercentile, MethodMSE, MethodLSQ, MethodLSQPlus, MethodPACT}
 }
