@@ -109,6 +109,22 @@ func DecodeImageReader(r io.Reader) (*RGBImage, error) {
 //     libwebp's fancy upsampler, so that only IDCT rounding differs from
 //     Pillow.
 func DecodeImage(b []byte) (*RGBImage, error) {
+	return decodeImage(b, nil)
+}
+
+// reuseRGBImage returns a width x height RGBImage backed by buf when it is
+// large enough (its contents are overwritten), else by new memory.
+func reuseRGBImage(width, height int, buf []uint8) *RGBImage {
+	n := 3 * width * height
+	if cap(buf) < n {
+		buf = make([]uint8, n)
+	}
+	return &RGBImage{Width: width, Height: height, Pix: buf[:n]}
+}
+
+// decodeImage is DecodeImage writing the pixels into buf when it is large
+// enough.
+func decodeImage(b []byte, buf []uint8) (*RGBImage, error) {
 	format := SniffImageFormat(b)
 	if format == "" {
 		return nil, ErrUnsupportedImageFormat
@@ -125,7 +141,7 @@ func DecodeImage(b []byte) (*RGBImage, error) {
 	}
 	switch format {
 	case FormatGIF:
-		return decodeGIF(b, cfg)
+		return decodeGIF(b, cfg, buf)
 	case FormatWebP:
 		m, err := webp.Decode(bytes.NewReader(b))
 		if err != nil {
@@ -133,17 +149,17 @@ func DecodeImage(b []byte) (*RGBImage, error) {
 		}
 		switch m := m.(type) {
 		case *image.YCbCr:
-			return webpYCbCrToRGB(m), nil
+			return webpYCbCrToRGB(m, buf), nil
 		case *image.NYCbCrA:
-			return webpYCbCrToRGB(&m.YCbCr), nil
+			return webpYCbCrToRGB(&m.YCbCr, buf), nil
 		}
-		return ToRGB(m), nil
+		return toRGB(m, buf), nil
 	}
 	m, err := decodeStd(format, b)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", format, err)
 	}
-	return ToRGB(m), nil
+	return toRGB(m, buf), nil
 }
 
 func decodeConfig(format ImageFormat, b []byte) (image.Config, error) {
@@ -181,10 +197,13 @@ func decodeStd(format ImageFormat, b []byte) (image.Image, error) {
 // Y'CbCr and are upsampled like libjpeg. Common concrete types take fast
 // paths; any other image.Image goes through its color model, dropping alpha
 // after un-premultiplying.
-func ToRGB(m image.Image) *RGBImage {
+func ToRGB(m image.Image) *RGBImage { return toRGB(m, nil) }
+
+// toRGB is ToRGB writing into buf when it is large enough.
+func toRGB(m image.Image, buf []uint8) *RGBImage {
 	r := m.Bounds()
 	w, h := r.Dx(), r.Dy()
-	out := NewRGBImage(w, h)
+	out := reuseRGBImage(w, h, buf)
 	dst := out.Pix
 	switch m := m.(type) {
 	case *image.YCbCr:
@@ -239,9 +258,9 @@ func ToRGB(m image.Image) *RGBImage {
 			d := dst[3*w*y : 3*w*(y+1)]
 			for x := 0; x < w; x++ {
 				nk := 255 - int(src[4*x+3])
-				d[3*x] = clampU8(nk - mulDiv255(int(src[4*x]), nk))
-				d[3*x+1] = clampU8(nk - mulDiv255(int(src[4*x+1]), nk))
-				d[3*x+2] = clampU8(nk - mulDiv255(int(src[4*x+2]), nk))
+				d[3*x] = clampPixel(nk - mulDiv255(int(src[4*x]), nk))
+				d[3*x+1] = clampPixel(nk - mulDiv255(int(src[4*x+1]), nk))
+				d[3*x+2] = clampPixel(nk - mulDiv255(int(src[4*x+2]), nk))
 			}
 		}
 	case *image.Paletted:
@@ -286,7 +305,7 @@ func mulDiv255(a, b int) int {
 	return ((t >> 8) + t) >> 8
 }
 
-func clampU8(v int) uint8 {
+func clampPixel(v int) uint8 {
 	if v < 0 {
 		return 0
 	}

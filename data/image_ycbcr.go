@@ -6,10 +6,15 @@ import (
 )
 
 // libjpegTables holds libjpeg's (jdcolor.c) fixed-point Y'CbCr -> RGB terms,
-// indexed by the 8-bit Cb or Cr sample.
+// indexed by the 8-bit Cb or Cr sample, with limitBias added to the red and
+// blue terms so that Y plus a term indexes limit directly.
 type libjpegTables struct {
 	crR, cbB, crG, cbG [256]int32
+	// limit clamps v-limitBias to 0..255 (libjpeg's range_limit).
+	limit [1024]uint8
 }
+
+const limitBias = 384
 
 // jpegColorTables returns the immutable libjpeg conversion tables, built once.
 var jpegColorTables = sync.OnceValue(func() *libjpegTables {
@@ -19,10 +24,13 @@ var jpegColorTables = sync.OnceValue(func() *libjpegTables {
 	t := &libjpegTables{}
 	for i := range 256 {
 		x := int32(i - 128)
-		t.crR[i] = (fix(1.40200)*x + oneHalf) >> scaleBits
-		t.cbB[i] = (fix(1.77200)*x + oneHalf) >> scaleBits
+		t.crR[i] = (fix(1.40200)*x+oneHalf)>>scaleBits + limitBias
+		t.cbB[i] = (fix(1.77200)*x+oneHalf)>>scaleBits + limitBias
 		t.crG[i] = -fix(0.71414) * x
 		t.cbG[i] = -fix(0.34414)*x + oneHalf
+	}
+	for i := range t.limit {
+		t.limit[i] = clampPixel(i - limitBias)
 	}
 	return t
 })
@@ -34,8 +42,6 @@ var jpegColorTables = sync.OnceValue(func() *libjpegTables {
 func jpegYCbCrToRGB(m *image.YCbCr, out *RGBImage) {
 	w, h := out.Width, out.Height
 	t := jpegColorTables()
-	cbRow := make([]int32, w+1)
-	crRow := make([]int32, w+1)
 	var hs, vs int // horizontal and vertical subsampling factors
 	switch m.SubsampleRatio {
 	case image.YCbCrSubsampleRatio444:
@@ -56,101 +62,115 @@ func jpegYCbCrToRGB(m *image.YCbCr, out *RGBImage) {
 	// Fancy h2 upsampling needs more than two chroma columns; fancy v2 is
 	// used only with h1 or h2.
 	fancyH := hs == 2 && cw > 2
-	fancyV := vs == 2 && (hs == 1 || (hs == 2 && cw > 2))
+	fancyV := vs == 2 && (hs == 1 || fancyH)
+	cbRow := make([]uint8, 2*cw+4)
+	crRow := make([]uint8, 2*cw+4)
 	colsum := make([]int32, cw)
 	for y := 0; y < h; y++ {
-		cbPlane, crPlane := m.Cb, m.Cr
-		for c, plane := range [2][]uint8{cbPlane, crPlane} {
-			row := cbRow
-			if c == 1 {
-				row = crRow
+		cy := y / vs
+		fy := cy
+		if fancyV {
+			fy = cy - 1
+			if y%2 == 1 {
+				fy = cy + 1
 			}
-			cy := y / vs
-			near := plane[cy*m.CStride : cy*m.CStride+cw]
-			if fancyV {
-				// Triangle filter: 3/4 of the nearer chroma row plus 1/4 of
-				// the farther one (edge rows duplicated).
-				fy := cy - 1
-				if y%2 == 1 {
-					fy = cy + 1
-				}
-				fy = max(0, min(fy, ch-1))
-				far := plane[fy*m.CStride : fy*m.CStride+cw]
-				for i := range colsum {
-					colsum[i] = 3*int32(near[i]) + int32(far[i])
-				}
-				if hs == 1 {
-					bias := int32(1)
-					if y%2 == 1 {
-						bias = 2
-					}
-					for i := 0; i < w; i++ {
-						row[i] = (colsum[i] + bias) >> 2
-					}
-					continue
-				}
-				// h2v2 on the column sums.
-				row[0] = (colsum[0]*4 + 8) >> 4
-				row[1] = (colsum[0]*3 + colsum[1] + 7) >> 4
-				for i := 1; i < cw-1; i++ {
-					s := colsum[i] * 3
-					row[2*i] = (s + colsum[i-1] + 8) >> 4
-					row[2*i+1] = (s + colsum[i+1] + 7) >> 4
-				}
-				row[2*cw-2] = (colsum[cw-1]*3 + colsum[cw-2] + 8) >> 4
-				if 2*cw-1 < len(row) {
-					row[2*cw-1] = (colsum[cw-1]*4 + 7) >> 4
-				}
-				continue
-			}
-			if fancyH {
-				row[0] = int32(near[0])
-				row[1] = (int32(near[0])*3 + int32(near[1]) + 2) >> 2
-				for i := 1; i < cw-1; i++ {
-					s := int32(near[i]) * 3
-					row[2*i] = (s + int32(near[i-1]) + 1) >> 2
-					row[2*i+1] = (s + int32(near[i+1]) + 2) >> 2
-				}
-				row[2*cw-2] = (int32(near[cw-1])*3 + int32(near[cw-2]) + 1) >> 2
-				if 2*cw-1 < len(row) {
-					row[2*cw-1] = int32(near[cw-1])
-				}
-				continue
-			}
-			for x := 0; x < w; x++ {
-				row[x] = int32(near[x/hs])
-			}
+			fy = max(0, min(fy, ch-1))
 		}
-		ys := m.Y[y*m.YStride : y*m.YStride+w]
-		d := out.Pix[3*w*y : 3*w*(y+1)]
-		for x, yv := range ys {
-			yy := int32(yv)
-			cb, cr := cbRow[x]&255, crRow[x]&255
-			p := d[3*x : 3*x+3 : 3*x+3]
-			p[0] = clampU8i32(yy + t.crR[cr])
-			p[1] = clampU8i32(yy + ((t.cbG[cb] + t.crG[cr]) >> 16))
-			p[2] = clampU8i32(yy + t.cbB[cb])
+		var cb, cr []uint8
+		if hs == 1 && vs == 1 {
+			cb, cr = m.Cb[cy*m.CStride:cy*m.CStride+w], m.Cr[cy*m.CStride:cy*m.CStride+w]
+		} else {
+			for c, plane := range [2][]uint8{m.Cb, m.Cr} {
+				row := cbRow
+				if c == 1 {
+					row = crRow
+				}
+				near := plane[cy*m.CStride : cy*m.CStride+cw]
+				far := plane[fy*m.CStride : fy*m.CStride+cw]
+				upsampleChromaRow(row, near, far, colsum, hs, fancyH, fancyV, y%2 == 1)
+			}
+			cb, cr = cbRow[:w], crRow[:w]
+		}
+		ycbcrRowToRGB(out.Pix[3*w*y:3*w*(y+1)], m.Y[y*m.YStride:y*m.YStride+w], cb, cr, t)
+	}
+}
+
+// upsampleChromaRow fills row (at least hs*len(near) long) with one output
+// row of chroma from the nearer and farther downsampled rows, using
+// libjpeg-turbo's h2v2, h1v2 or h2v1 fancy filters or box replication.
+func upsampleChromaRow(row, near, far []uint8, colsum []int32, hs int, fancyH, fancyV, lower bool) {
+	cw := len(near)
+	if fancyV {
+		// 3/4 of the nearer row plus 1/4 of the farther one.
+		far = far[:cw]
+		colsum = colsum[:cw]
+		for i := range colsum {
+			colsum[i] = 3*int32(near[i]) + int32(far[i])
+		}
+		if hs == 1 {
+			bias := int32(1)
+			if lower {
+				bias = 2
+			}
+			row = row[:cw]
+			for i, s := range colsum {
+				row[i] = uint8((s + bias) >> 2)
+			}
+			return
+		}
+		row[0] = uint8((colsum[0]*4 + 8) >> 4)
+		row[1] = uint8((colsum[0]*3 + colsum[1] + 7) >> 4)
+		for i := 1; i < cw-1; i++ {
+			s := colsum[i] * 3
+			o := row[2*i : 2*i+2 : 2*i+2]
+			o[0] = uint8((s + colsum[i-1] + 8) >> 4)
+			o[1] = uint8((s + colsum[i+1] + 7) >> 4)
+		}
+		row[2*cw-2] = uint8((colsum[cw-1]*3 + colsum[cw-2] + 8) >> 4)
+		row[2*cw-1] = uint8((colsum[cw-1]*4 + 7) >> 4)
+		return
+	}
+	if fancyH {
+		row[0] = near[0]
+		row[1] = uint8((int32(near[0])*3 + int32(near[1]) + 2) >> 2)
+		for i := 1; i < cw-1; i++ {
+			s := int32(near[i]) * 3
+			o := row[2*i : 2*i+2 : 2*i+2]
+			o[0] = uint8((s + int32(near[i-1]) + 1) >> 2)
+			o[1] = uint8((s + int32(near[i+1]) + 2) >> 2)
+		}
+		row[2*cw-2] = uint8((int32(near[cw-1])*3 + int32(near[cw-2]) + 1) >> 2)
+		row[2*cw-1] = near[cw-1]
+		return
+	}
+	for i, v := range near {
+		for j := range hs {
+			row[hs*i+j] = v
 		}
 	}
 }
 
-func clampU8i32(v int32) uint8 {
-	if uint32(v) <= 255 {
-		return uint8(v)
+// ycbcrRowToRGB converts one row with libjpeg's ycc_rgb_convert.
+func ycbcrRowToRGB(d, ys, cb, cr []uint8, t *libjpegTables) {
+	cb, cr = cb[:len(ys)], cr[:len(ys)]
+	d = d[:3*len(ys)]
+	for x, yv := range ys {
+		yy := int32(yv)
+		b, r := cb[x], cr[x]
+		p := d[3*x : 3*x+3 : 3*x+3]
+		p[0] = t.limit[uint32(yy+t.crR[r])&1023]
+		p[1] = t.limit[uint32(yy+limitBias+(t.cbG[b]+t.crG[r])>>16)&1023]
+		p[2] = t.limit[uint32(yy+t.cbB[b])&1023]
 	}
-	if v < 0 {
-		return 0
-	}
-	return 255
 }
 
 // webpYCbCrToRGB converts a lossy WebP (VP8, 4:2:0, limited-range BT.601)
 // frame to RGB as libwebp's default decoder does: its "fancy" upsampler
 // (EmitFancyRGB) and its 14-bit fixed-point YUV -> RGB conversion.
-func webpYCbCrToRGB(m *image.YCbCr) *RGBImage {
+func webpYCbCrToRGB(m *image.YCbCr, buf []uint8) *RGBImage {
 	r := m.Bounds()
 	w, h := r.Dx(), r.Dy()
-	out := NewRGBImage(w, h)
+	out := reuseRGBImage(w, h, buf)
 	uvRow := func(cy int) ([]uint8, []uint8) {
 		o := cy * m.CStride
 		n := (w + 1) / 2

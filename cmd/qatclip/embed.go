@@ -12,7 +12,9 @@ import (
 	"github.com/qatclip/qatclip/data/tokenizer"
 	"github.com/qatclip/qatclip/internal/backend"
 	"github.com/qatclip/qatclip/internal/npy"
+	"github.com/qatclip/qatclip/layers"
 	"github.com/qatclip/qatclip/layers/clip"
+	"github.com/qatclip/qatclip/recipes"
 	"github.com/spf13/cobra"
 )
 
@@ -27,6 +29,8 @@ type embedFlags struct {
 	out       string
 	backend   string
 	batchSize int
+	recipe    string
+	sets      []string
 }
 
 // newEmbedCmd builds `qatclip embed`: CLIP image and text features of a
@@ -45,7 +49,9 @@ Images come from --pixels (an already normalised (N,3,H,W) float32 .npy) or
 --images (files, decoded and preprocessed as CLIP does); texts from
 --input-ids (an (M,L) int32/int64 .npy) or --texts (tokenized with --vocab,
 $QATCLIP_VOCAB or the model folder's tokenizer). --images and --texts may be
-repeated.`,
+repeated. With --recipe the model runs fake-quantized as the recipe says:
+its quantizers first calibrate on the given inputs (observer ranges, LSQ
+scale initialisation), then the inputs are embedded again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runEmbed(cmd.ErrOrStderr(), f)
@@ -61,6 +67,8 @@ repeated.`,
 	fl.StringVar(&f.out, "out", "", "output folder (required)")
 	fl.StringVar(&f.backend, "backend", "", "GoMLX backend: go, xla:cuda, xla:cpu, xla:/abs/plugin.so (default $QATCLIP_BACKEND, else auto)")
 	fl.IntVar(&f.batchSize, "batch-size", 64, "rows per forward pass")
+	fl.StringVar(&f.recipe, "recipe", "", "run the model fake-quantized by this recipe (a file, or a shipped recipe name such as w8a8-lsq.yaml); activation ranges are calibrated on the given inputs first")
+	fl.StringArrayVar(&f.sets, "set", nil, "override a recipe key, e.g. --set quantization.default.weights.bits=4 (repeatable; needs --recipe)")
 	return cmd
 }
 
@@ -77,6 +85,8 @@ func runEmbed(logw io.Writer, f embedFlags) error {
 		return errors.New("embed: give --input-ids or --texts, not both")
 	case f.pixels == "" && len(f.images) == 0 && f.inputIDs == "" && len(f.texts) == 0:
 		return errors.New("embed: nothing to embed: give --pixels, --images, --input-ids or --texts")
+	case len(f.sets) > 0 && f.recipe == "":
+		return errors.New("embed: --set needs --recipe")
 	case f.batchSize < 1:
 		return fmt.Errorf("embed: --batch-size must be positive, got %d", f.batchSize)
 	}
@@ -127,9 +137,36 @@ func runEmbed(logw io.Writer, f embedFlags) error {
 	if err := ck.SetVariables(ctx); err != nil {
 		return err
 	}
-	emb, err := clip.NewEmbedder(b, ctx, cfg, nil)
+	var hook layers.Hook
+	if f.recipe != "" {
+		r, err := recipes.Load(f.recipe, f.sets...)
+		if err != nil {
+			return fmt.Errorf("embed: %w", err)
+		}
+		qh, plan, err := clip.QuantHook(r, cfg)
+		if err != nil {
+			return fmt.Errorf("embed: %w", err)
+		}
+		hook = qh
+		fmt.Fprintf(logw, "recipe: %s (%s): %d of %d Linear layers quantized, %d quantization sites\n",
+			r.Name, r.Source(), plan.Quantized(), len(plan.Layers), qh.NumSites())
+	}
+	emb, err := clip.NewEmbedder(b, ctx, cfg, hook)
 	if err != nil {
 		return err
+	}
+	if hook != nil {
+		var m, l int
+		if idShape != nil {
+			m, l = idShape[0], idShape[1]
+		}
+		var n int
+		if pixelShape != nil {
+			n = pixelShape[0]
+		}
+		if err := emb.Calibrate(pixels, n, ids, m, l, f.batchSize); err != nil {
+			return fmt.Errorf("embed: %w", err)
+		}
 	}
 	feats, err := emb.Embed(pixels, pixelShape, ids, idShape, f.batchSize)
 	if err != nil {

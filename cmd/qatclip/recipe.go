@@ -96,7 +96,7 @@ func newRecipeShowCmd() *cobra.Command {
 				if model != "" || source != recipes.Default().Model.Source {
 					return err
 				}
-				modules = clipModulesOf(clip.DefaultConfig())
+				modules = clip.RecipeModules(clip.DefaultConfig())
 				where = source + " (not in the local HF cache: built-in sizes)"
 			}
 			plan, err := recipes.Resolve(r, modules)
@@ -131,17 +131,5 @@ func clipModules(source string) (modules []recipes.Module, where string, err err
 	if err := cfg.Validate(); err != nil {
 		return nil, "", fmt.Errorf("model %s: %w", path, err)
 	}
-	return clipModulesOf(cfg), path, nil
-}
-
-// clipModulesOf lists the quantizable modules of a CLIP configuration with
-// their weight shapes.
-func clipModulesOf(cfg clip.Config) []recipes.Module {
-	return recipes.ModulesOf(clip.LinearModules(cfg), func(name string) (in, out int) {
-		p, ok := clip.ParamByName(cfg, name+".weight")
-		if !ok || len(p.Shape) != 2 {
-			return 0, 0
-		}
-		return p.Shape[1], p.Shape[0]
-	})
+	return clip.RecipeModules(cfg), path, nil
 }

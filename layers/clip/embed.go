@@ -8,6 +8,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/qatclip/qatclip/layers"
+	"github.com/qatclip/qatclip/quantizers"
 )
 
 // Embedder computes CLIP image and text features in batches, with one
@@ -18,6 +19,10 @@ type Embedder struct {
 	imgExec *context.Exec
 	txtExec *context.Exec
 	logExec *context.Exec
+	// calImg and calTxt run the towers with quantizers calibrating
+	// (observers observe, learnable quantizers initialise from the data).
+	calImg *context.Exec
+	calTxt *context.Exec
 }
 
 // NewEmbedder returns an Embedder for the model whose variables are in ctx
@@ -29,19 +34,28 @@ func NewEmbedder(backend backends.Backend, ctx *context.Context, cfg Config, hoo
 	}
 	ctx = ctx.Checked(false)
 	e := &Embedder{cfg: cfg, ctx: ctx}
+	for _, calibrate := range []bool{false, true} {
+		img, err := context.NewExec(backend, ctx, func(ctx *context.Context, pixels *graph.Node) *graph.Node {
+			quantizers.SetCalibrating(ctx, pixels.Graph(), calibrate)
+			return ImageFeatures(ctx, cfg, hook, pixels)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("embed: build image graph: %w", err)
+		}
+		txt, err := context.NewExec(backend, ctx, func(ctx *context.Context, ids *graph.Node) *graph.Node {
+			quantizers.SetCalibrating(ctx, ids.Graph(), calibrate)
+			return TextFeatures(ctx, cfg, hook, ids)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("embed: build text graph: %w", err)
+		}
+		if calibrate {
+			e.calImg, e.calTxt = img, txt
+		} else {
+			e.imgExec, e.txtExec = img, txt
+		}
+	}
 	var err error
-	e.imgExec, err = context.NewExec(backend, ctx, func(ctx *context.Context, pixels *graph.Node) *graph.Node {
-		return ImageFeatures(ctx, cfg, hook, pixels)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("embed: build image graph: %w", err)
-	}
-	e.txtExec, err = context.NewExec(backend, ctx, func(ctx *context.Context, ids *graph.Node) *graph.Node {
-		return TextFeatures(ctx, cfg, hook, ids)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("embed: build text graph: %w", err)
-	}
 	e.logExec, err = context.NewExec(backend, ctx, func(ctx *context.Context, img, txt *graph.Node) *graph.Node {
 		return Logits(LogitScale(ctx, cfg, img.Graph()), img, txt)
 	})
@@ -67,10 +81,34 @@ func batches(n, batch int, fn func(start, rows, padded int) error) error {
 	return nil
 }
 
+// Calibrate runs the images (normalised pixels [n, C, S, S]) and texts (ids
+// [m, l]) through both towers with the hook's quantizers calibrating:
+// observers record activation ranges and learnable quantizers initialise
+// their scales from these inputs. Either input may be nil. Call it before
+// ImageFeatures/TextFeatures/Embed to get the fake-quantized model's
+// outputs; it does nothing useful for a float model.
+func (e *Embedder) Calibrate(pixels []float32, n int, ids []int32, m, l, batch int) error {
+	if pixels != nil {
+		if _, err := e.imageFeatures(e.calImg, pixels, n, batch); err != nil {
+			return fmt.Errorf("calibrate: %w", err)
+		}
+	}
+	if ids != nil {
+		if _, err := e.textFeatures(e.calTxt, ids, m, l, batch); err != nil {
+			return fmt.Errorf("calibrate: %w", err)
+		}
+	}
+	return nil
+}
+
 // ImageFeatures returns get_image_features [n, projection_dim] (row-major)
 // for n normalised images in pixels, row-major [n, C, S, S] with S the
 // config's image_size, computed batch images at a time.
 func (e *Embedder) ImageFeatures(pixels []float32, n, batch int) ([]float32, error) {
+	return e.imageFeatures(e.imgExec, pixels, n, batch)
+}
+
+func (e *Embedder) imageFeatures(exec *context.Exec, pixels []float32, n, batch int) ([]float32, error) {
 	v := e.cfg.Vision
 	per := v.NumChannels * v.ImageSize * v.ImageSize
 	if len(pixels) != n*per {
@@ -81,7 +119,7 @@ func (e *Embedder) ImageFeatures(pixels []float32, n, batch int) ([]float32, err
 	err := batches(n, batch, func(start, rows, padded int) error {
 		buf := make([]float32, padded*per)
 		copy(buf, pixels[start*per:(start+rows)*per])
-		res, err := e.run(e.imgExec, tensors.FromFlatDataAndDimensions(buf, padded, v.NumChannels, v.ImageSize, v.ImageSize))
+		res, err := e.run(exec, tensors.FromFlatDataAndDimensions(buf, padded, v.NumChannels, v.ImageSize, v.ImageSize))
 		if err != nil {
 			return fmt.Errorf("image features: %w", err)
 		}
@@ -95,6 +133,10 @@ func (e *Embedder) ImageFeatures(pixels []float32, n, batch int) ([]float32, err
 // l token ids (row-major [m, l]), computed batch rows at a time. Ids must lie
 // in [0, vocab_size) and l must not exceed max_position_embeddings.
 func (e *Embedder) TextFeatures(ids []int32, m, l, batch int) ([]float32, error) {
+	return e.textFeatures(e.txtExec, ids, m, l, batch)
+}
+
+func (e *Embedder) textFeatures(exec *context.Exec, ids []int32, m, l, batch int) ([]float32, error) {
 	t := e.cfg.Text
 	if len(ids) != m*l {
 		return nil, fmt.Errorf("input ids: %d values for [%d, %d]", len(ids), m, l)
@@ -112,7 +154,7 @@ func (e *Embedder) TextFeatures(ids []int32, m, l, batch int) ([]float32, error)
 	err := batches(m, batch, func(start, rows, padded int) error {
 		buf := make([]int32, padded*l)
 		copy(buf, ids[start*l:(start+rows)*l])
-		res, err := e.run(e.txtExec, tensors.FromFlatDataAndDimensions(buf, padded, l))
+		res, err := e.run(exec, tensors.FromFlatDataAndDimensions(buf, padded, l))
 		if err != nil {
 			return fmt.Errorf("text features: %w", err)
 		}
