@@ -34,6 +34,9 @@ func newRootCmd() *cobra.Command {
 		newRecipeCmd(),
 		newScoreCmd(),
 		newDataCmd(),
+		newTrainCmd(),
+		newPtqCmd(),
+		newExportCmd(),
 	)
 	return root
 }
