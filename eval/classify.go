@@ -21,6 +21,7 @@ type Bin struct {
 // confidences and correctness the plots need.
 type Classification struct {
 	N          int     `json:"n"`
+	Classes    int     `json:"classes"`
 	LogitScale float64 `json:"logit_scale"`
 	Acc1       float64 `json:"acc1"`
 	Acc5       float64 `json:"acc5"`
@@ -73,17 +74,16 @@ type rowStats struct {
 
 // classify is Classify without input checks.
 func classify(sims Sims, labels []int, scale float64, bins, workers int) *Classification {
-	n := sims.Rows()
-	stats := make([]rowStats, n)
-	parallelRows(n, workers, func(lo, hi int) {
-		if sims.f32 != nil {
-			softmaxRows(sims.f32, sims.c, lo, hi, labels, scale, stats)
-		} else {
-			softmaxRows(sims.f64, sims.c, lo, hi, labels, scale, stats)
-		}
-	})
+	stats, _, _ := rowPass(sims, labels, scale, 0, 0, workers)
+	return reduceStats(stats, sims.Cols(), scale, bins)
+}
+
+// reduceStats sums per-row statistics in row order into a Classification.
+func reduceStats(stats []rowStats, classes int, scale float64, bins int) *Classification {
+	n := len(stats)
 	res := &Classification{
 		N:          n,
+		Classes:    classes,
 		LogitScale: scale,
 		Confidence: make([]float64, n),
 		Correct:    make([]bool, n),
@@ -108,42 +108,85 @@ func classify(sims Sims, labels []int, scale float64, bins, workers int) *Classi
 	return res
 }
 
-// softmaxRows fills stats[lo:hi] for rows of data (row-major, c columns).
-// One exp per element: e_j = exp(scale*(x_j - max)), Z = sum e_j; the
-// confidence is 1/Z, log p(label) = scale*(x_label - max) - log Z and the
-// Brier score sum_j p_j^2 - 2 p_label + 1.
-func softmaxRows[T float32 | float64](data []T, c, lo, hi int, labels []int, scale float64, stats []rowStats) {
+// rowPass makes one parallel pass over labelled rows and returns the
+// softmax statistics at scale, at scale2 when it is > 0 (the temperature-
+// scaled logits) and the OOD scores at tau when it is > 0. Doing all three
+// per row while the row is in cache reads the matrix once.
+func rowPass(sims Sims, labels []int, scale, scale2, tau float64, workers int) (stats, stats2 []rowStats, sc RowScores) {
+	n := sims.Rows()
+	stats = make([]rowStats, n)
+	if scale2 > 0 {
+		stats2 = make([]rowStats, n)
+	}
+	if tau > 0 {
+		for k := range sc {
+			sc[k] = make([]float64, n)
+		}
+	}
+	parallelRows(n, workers, func(lo, hi int) {
+		if sims.f32 != nil {
+			softmaxRows(sims.f32, sims.c, lo, hi, labels, scale, scale2, tau, stats, stats2, sc)
+		} else {
+			softmaxRows(sims.f64, sims.c, lo, hi, labels, scale, scale2, tau, stats, stats2, sc)
+		}
+	})
+	return stats, stats2, sc
+}
+
+// softmaxRows fills stats[lo:hi] (and stats2, sc when requested, see
+// rowPass) for rows of data (row-major, c columns). Per scale, one exp per
+// element: e_j = exp(scale*(x_j - max)), Z = sum e_j; the confidence is 1/Z,
+// log p(label) = scale*(x_label - max) - log Z and the Brier score
+// sum_j p_j^2 - 2 p_label + 1.
+func softmaxRows[T float32 | float64](data []T, c, lo, hi int, labels []int, scale, scale2, tau float64, stats, stats2 []rowStats, sc RowScores) {
 	for i := lo; i < hi; i++ {
 		row := data[i*c : (i+1)*c]
 		y := labels[i]
 		xy := row[y]
-		m, arg := row[0], 0
-		rank := 0 // classes ranked before the label
-		for j, v := range row {
-			if v > m {
-				m, arg = v, j
-			}
-			if v > xy || (v == xy && j < y) {
-				rank++
-			}
-		}
-		mf := float64(m)
-		var z, sq float64
+		above := 0 // classes with a larger similarity than the label's
 		for _, v := range row {
-			e := math.Exp(scale * (float64(v) - mf))
-			z += e
-			sq += e * e
+			above += b2i(v > xy)
 		}
-		ly := scale * (float64(xy) - mf)
-		py := math.Exp(ly) / z
-		stats[i] = rowStats{
-			conf:    1 / z,
-			nll:     math.Log(z) - ly,
-			brier:   sq/(z*z) - 2*py + 1,
-			correct: arg == y,
-			top5:    rank < 5,
+		// Ties with the label's similarity rank lower class indices first.
+		tiedBefore := 0
+		for _, v := range row[:y] {
+			tiedBefore += b2i(v == xy)
+		}
+		rank := above + tiedBefore
+		m := float64(rowMax(row))
+		dy := float64(xy) - m
+		z, sq := sumExp(row, m, scale)
+		stats[i] = finishRow(z, sq, scale*dy, rank)
+		if scale2 > 0 {
+			z, sq := sumExp(row, m, scale2)
+			stats2[i] = finishRow(z, sq, scale2*dy, rank)
+		}
+		if tau > 0 {
+			z, _ := sumExp(row, m, 1/tau)
+			sc[MCM][i], sc[MaxCosine][i], sc[Energy][i] = 1/z, m, m+tau*math.Log(z)
 		}
 	}
+}
+
+// finishRow turns a row's softmax sums into its statistics: z and sq are
+// the sums of e_j and e_j^2, ly the label's shifted logit (<= 0).
+func finishRow(z, sq, ly float64, rank int) rowStats {
+	py := expNonPos(ly) / z
+	return rowStats{
+		conf:    1 / z,
+		nll:     math.Log(z) - ly,
+		brier:   sq/(z*z) - 2*py + 1,
+		correct: rank == 0,
+		top5:    rank < 5,
+	}
+}
+
+// b2i returns 1 for true and 0 for false (compiled without a branch).
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Calibration bins confidences into bins equal-width bins [i/bins,

@@ -39,4 +39,22 @@
 //     aupr_out takes OOD as positive with the negated score. fpr95 is the
 //     false-positive rate at the first ROC point (thresholds descending) whose
 //     true-positive rate is >= 0.95.
+//
+// # Ties and precision
+//
+// Ties are decided on the computed float64 values. Identical rows, in any
+// split, always get bit-identical confidences and OOD scores, so their ties
+// are exact; rows that are only permutations of each other may differ in
+// the last bit (the sums run in a different order), as they do in NumPy,
+// and are then ordered by those values. Exponentials use a table-driven
+// e^x accurate to 5e-16 relative (tested against math.Exp); logs and
+// divisions are the standard library's.
+//
+// # Speed
+//
+// [Evaluate] fits the temperature first, then makes a single parallel pass
+// over the ID rows that computes the raw and temperature-scaled softmax
+// statistics and the OOD scores while each row is in cache. All metrics on
+// 50,000 x 1,000 similarities with a 10,000-row temperature split and four
+// OOD sets of 10,000 cost about 1.8 CPU-seconds (BenchmarkAllMetrics50kx1k).
 package eval

@@ -97,22 +97,30 @@ func Evaluate(in Input, opt Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Options: opt}
-	res.Classification = classify(in.ID.Sims, in.ID.Labels, opt.LogitScale, opt.ECEBins, opt.Workers)
+	// Fit the temperature first so that one pass over the ID rows computes
+	// the raw and temperature-scaled statistics and the OOD scores.
+	scale2, tau := 0.0, 0.0
 	if in.Fit != nil {
 		t, err := fitTemperature(in.Fit.Sims, in.Fit.Labels, opt.LogitScale, opt.Workers)
 		if err != nil {
 			return nil, fmt.Errorf("fit: %w", err)
 		}
-		ts := classify(in.ID.Sims, in.ID.Labels, opt.LogitScale/t, opt.ECEBins, opt.Workers)
-		res.Calibrated = &Calibrated{
-			Temperature: t, FitN: in.Fit.Sims.Rows(),
-			ECE: ts.ECE, NLL: ts.NLL, MCE: ts.MCE, Brier: ts.Brier, AURC: ts.AURC, Bins: ts.Bins,
-		}
+		res.Calibrated = &Calibrated{Temperature: t, FitN: in.Fit.Sims.Rows()}
+		scale2 = opt.LogitScale / t
+	}
+	if len(in.OOD) > 0 {
+		tau = opt.MCMTemperature
+	}
+	stats, stats2, idScores := rowPass(in.ID.Sims, in.ID.Labels, opt.LogitScale, scale2, tau, opt.Workers)
+	res.Classification = reduceStats(stats, in.ID.Sims.Cols(), opt.LogitScale, opt.ECEBins)
+	if c := res.Calibrated; c != nil {
+		ts := reduceStats(stats2, in.ID.Sims.Cols(), scale2, opt.ECEBins)
+		c.ECE, c.NLL, c.MCE, c.Brier, c.AURC, c.Bins = ts.ECE, ts.NLL, ts.MCE, ts.Brier, ts.AURC, ts.Bins
 	}
 	if len(in.OOD) == 0 {
 		return res, nil
 	}
-	res.IDScores = scores(in.ID.Sims, opt.MCMTemperature, opt.Workers)
+	res.IDScores = idScores
 	var sortedID [numScoreKinds]SortedScores
 	for k := range sortedID {
 		s, err := SortScores(res.IDScores[k])

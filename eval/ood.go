@@ -75,15 +75,8 @@ func scoreRows[T float32 | float64](data []T, c, lo, hi int, tau float64, out Ro
 	inv := 1 / tau
 	for i := lo; i < hi; i++ {
 		row := data[i*c : (i+1)*c]
-		m := row[0]
-		for _, v := range row {
-			m = max(m, v)
-		}
-		mf := float64(m)
-		var z float64
-		for _, v := range row {
-			z += math.Exp((float64(v) - mf) * inv)
-		}
+		mf := float64(rowMax(row))
+		z, _ := sumExp(row, mf, inv)
 		out[MCM][i] = 1 / z
 		out[MaxCosine][i] = mf
 		out[Energy][i] = mf + tau*math.Log(z)

@@ -165,10 +165,15 @@ func workerCount(w int) int {
 // parallelRows calls fn on contiguous row ranges [lo, hi) covering [0, n),
 // using up to workers goroutines. fn must only write per-row outputs.
 func parallelRows(n, workers int, fn func(lo, hi int)) {
+	// Below 256 rows per goroutine, start-up costs more than it saves.
+	parallelRange(n, workers, 256, fn)
+}
+
+// parallelRange is parallelRows giving each goroutine at least minPer items.
+func parallelRange(n, workers, minPer int, fn func(lo, hi int)) {
 	workers = workerCount(workers)
-	const minRows = 256 // below this, goroutine start-up costs more than it saves
-	if workers > (n+minRows-1)/minRows {
-		workers = (n + minRows - 1) / minRows
+	if workers > (n+minPer-1)/minPer {
+		workers = (n + minPer - 1) / minPer
 	}
 	if workers <= 1 {
 		fn(0, n)
