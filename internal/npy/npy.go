@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -134,50 +133,80 @@ func Read(r io.Reader) (Array, error) {
 	}
 	kind := strings.TrimLeft(descr, "<>|=")
 	a := Array{Shape: shape}
-	var err error
+	var size int
+	switch kind {
+	case "f4", "i4":
+		size = 4
+	case "f8", "i8":
+		size = 8
+	case "i1", "u1", "b1":
+		size = 1
+	default:
+		return Array{}, fmt.Errorf("unsupported dtype %q (want f4, f8, i4, i8, i1, u1 or b1)", descr)
+	}
+	raw, err := readBytes(r, n*size)
+	if err != nil {
+		return Array{}, fmt.Errorf("truncated data: shape %v needs %d elements of %s", shape, n, descr)
+	}
 	switch kind {
 	case "f4":
 		d := make([]float32, n)
-		err = binary.Read(r, order, d)
+		for i := range d {
+			d[i] = math.Float32frombits(order.Uint32(raw[4*i:]))
+		}
 		a.Data = d
 	case "f8":
 		d := make([]float64, n)
-		err = binary.Read(r, order, d)
+		for i := range d {
+			d[i] = math.Float64frombits(order.Uint64(raw[8*i:]))
+		}
 		a.Data = d
 	case "i4":
 		d := make([]int32, n)
-		err = binary.Read(r, order, d)
+		for i := range d {
+			d[i] = int32(order.Uint32(raw[4*i:]))
+		}
 		a.Data = d
 	case "i8":
 		d := make([]int64, n)
-		err = binary.Read(r, order, d)
+		for i := range d {
+			d[i] = int64(order.Uint64(raw[8*i:]))
+		}
 		a.Data = d
 	case "i1":
 		d := make([]int8, n)
-		err = binary.Read(r, order, d)
+		for i, v := range raw {
+			d[i] = int8(v)
+		}
 		a.Data = d
 	case "u1":
-		d := make([]uint8, n)
-		err = binary.Read(r, order, d)
-		a.Data = d
+		a.Data = raw
 	case "b1":
-		raw := make([]uint8, n)
-		err = binary.Read(r, order, raw)
 		d := make([]bool, n)
 		for i, v := range raw {
 			d[i] = v != 0
 		}
 		a.Data = d
-	default:
-		return Array{}, fmt.Errorf("unsupported dtype %q (want f4, f8, i4, i8, i1, u1 or b1)", descr)
-	}
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return Array{}, fmt.Errorf("truncated data: shape %v needs %d elements of %s", shape, n, descr)
-		}
-		return Array{}, err
 	}
 	return a, nil
+}
+
+// readBytes reads exactly n bytes, growing the buffer as data arrives so a
+// header claiming a huge shape cannot allocate more than the input holds.
+func readBytes(r io.Reader, n int) ([]byte, error) {
+	const chunk = 64 << 20
+	if n <= chunk {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	var buf bytes.Buffer
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // Float32 returns the data converted to float32 (from any numeric dtype).

@@ -87,3 +87,18 @@ func TestWriteFileAtomicAndGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkReadFloat32 reads a 16 MB float32 array (4M values) from memory.
+func BenchmarkReadFloat32(b *testing.B) {
+	var buf bytes.Buffer
+	if err := Write(&buf, Array{Shape: []int{4 << 20}, Data: make([]float32, 4<<20)}); err != nil {
+		b.Fatal(err)
+	}
+	data := buf.Bytes()
+	b.SetBytes(int64(len(data)))
+	for range b.N {
+		if _, err := Read(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
