@@ -33,6 +33,7 @@ func newRootCmd() *cobra.Command {
 		newEmbedCmd(),
 		newRecipeCmd(),
 		newScoreCmd(),
+		newEvalCmd(),
 		newDataCmd(),
 		newTrainCmd(),
 		newPtqCmd(),
