@@ -2,11 +2,202 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 
+	"github.com/qatclip/qatclip/internal/backend"
+	"github.com/qatclip/qatclip/internal/npy"
+	"github.com/qatclip/qatclip/layers/clip"
+	"github.com/qatclip/qatclip/recipes"
+	"github.com/qatclip/qatclip/train"
 	"github.com/spf13/cobra"
 )
 
-// newTrainCmd is a placeholder replaced by the real command.
+// trainFlags are the flags of `qatclip train`.
+type trainFlags struct {
+	recipe   string
+	out      string
+	resume   bool
+	sets     []string
+	noEval   bool
+	backend  string
+	logEvery int
+	maxSteps int
+}
+
+// newTrainCmd builds `qatclip train`.
 func newTrainCmd() *cobra.Command {
-	return &cobra.Command{Use: "train", RunE: func(*cobra.Command, []string) error { return errors.New("train: not implemented yet") }}
+	var f trainFlags
+	cmd := &cobra.Command{
+		Use:   "train --recipe FILE --out RUN [--resume] [--set key=value ...] [--no-eval] [--backend NAME]",
+		Short: "Quantization-aware training of a CLIP model as a recipe describes",
+		Long: `train fine-tunes the recipe's model.source with the recipe's fake quantizers
+(and, with train.loss.distill, a frozen float teacher) on train.data.path, and
+writes to the run folder --out:
+  recipe.yaml            the fully resolved recipe
+  metrics.jsonl          one JSON object per logged step (step, epoch, loss, one
+                         key per loss term, lr, images_per_s) and one per epoch
+  checkpoints/step-N/    model, optimizer and quantizer state, data position
+                         (written atomically, with SHA-256 checksums)
+  model/                 the trained student as an HF folder (after the last epoch)
+  lock                   held while training: a second trainer on RUN refuses
+--resume continues from the newest valid checkpoint (a corrupt one is skipped
+with a warning) and reaches the same weights as an uninterrupted run.
+--set overrides recipe keys, e.g. --set train.epochs=2 --set train.optimizer.lr=5e-6.
+
+train.data.path is a folder holding pixel_values.npy ((N,3,H,W) float32,
+normalised as CLIP expects) and input_ids.npy ((N,L) int32/int64), with
+optional labels.npy ((N,) int, -1 for none) and class_embeddings.npy ((C,D)
+float32, the zero-shot head of train.loss.classification).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runTrain(cmd.ErrOrStderr(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.recipe, "recipe", "", "recipe file, or the name of a shipped recipe (required)")
+	fl.StringVar(&f.out, "out", "", "run folder (required)")
+	fl.BoolVar(&f.resume, "resume", false, "continue the run in --out from its last checkpoint")
+	fl.StringArrayVar(&f.sets, "set", nil, "override a recipe key, key.path=value (repeatable)")
+	fl.BoolVar(&f.noEval, "no-eval", false, "skip the end-of-epoch evaluation")
+	fl.StringVar(&f.backend, "backend", "", "GoMLX backend: go, xla:cuda, xla:cpu, xla:/abs/plugin.so (default $QATCLIP_BACKEND, else auto)")
+	fl.IntVar(&f.logEvery, "log-every", 10, "optimizer steps between metrics.jsonl lines and progress lines")
+	fl.IntVar(&f.maxSteps, "max-steps", 0, "stop after this many optimizer steps in all, as if interrupted (0: train every epoch)")
+	fl.MarkHidden("max-steps")
+	return cmd
+}
+
+// runTrain checks the flags, loads the recipe, model and data, and trains.
+func runTrain(logw io.Writer, f trainFlags) error {
+	switch {
+	case f.recipe == "":
+		return errors.New("train: --recipe is required")
+	case f.out == "":
+		return errors.New("train: --out is required")
+	case f.logEvery < 1:
+		return fmt.Errorf("train: --log-every %d must be at least 1", f.logEvery)
+	}
+	r, err := recipes.Load(f.recipe, f.sets...)
+	if err != nil {
+		return err
+	}
+	be, err := backend.Open(f.backend, logw)
+	if err != nil {
+		return err
+	}
+	ck, err := clip.Load(r.Model.Source)
+	if err != nil {
+		return fmt.Errorf("recipe %s: model.source: %w", r.Source(), err)
+	}
+	data, head, err := openTrainData(r, ck.Config)
+	if err != nil {
+		return err
+	}
+	var epochEnd train.EpochEndFunc
+	if !f.noEval && r.Eval.ID.Path != "" {
+		// The reliability evaluator plugs in here once it reads data sets.
+		fmt.Fprintln(logw, "note: end-of-epoch evaluation is not available in qatclip train yet; evaluate the saved model with qatclip eval")
+	}
+	t, err := train.New(train.Options{
+		Recipe: r, Backend: be, Model: ck, Data: data, RunDir: f.out, Resume: f.resume, NoEval: f.noEval,
+		EpochEnd: epochEnd, ClassHead: head, Log: logw, Progress: logw, LogEvery: f.logEvery, MaxSteps: f.maxSteps,
+	})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	fmt.Fprintf(logw, "training %s: %d quantized sites, %d epochs of %d batches of %d\n",
+		r.Name, t.Hook().NumSites(), r.Train.Epochs, data.NumBatches(), r.Train.BatchSize)
+	res, err := t.Run()
+	if err != nil {
+		return err
+	}
+	if res.Stopped {
+		fmt.Fprintf(logw, "stopped after step %d; continue with --resume (last checkpoint %s)\n", res.Steps, res.LastCheckpoint)
+		return nil
+	}
+	modelDir := filepath.Join(f.out, "model")
+	if err := t.SaveModel(modelDir); err != nil {
+		return err
+	}
+	fmt.Fprintf(logw, "done: %d steps, %d epochs, final loss %.4f; model in %s, last checkpoint %s", res.Steps, res.Epochs, res.Loss, modelDir, res.LastCheckpoint)
+	if res.BestCheckpoint != "" {
+		fmt.Fprintf(logw, ", best %s", res.BestCheckpoint)
+	}
+	fmt.Fprintln(logw)
+	return nil
+}
+
+// openTrainData reads train.data.path as a folder of .npy arrays (see the
+// command's help) into memory, shuffled per epoch with train.seed.
+func openTrainData(r *recipes.Recipe, cfg clip.Config) (train.Batches, []float32, error) {
+	dir := r.Train.Data.Path
+	if dir == "" {
+		return nil, nil, fmt.Errorf("recipe %s: train.data.path is empty: set it in the recipe or pass --set train.data.path=DIR", r.Source())
+	}
+	where := func(name string) string { return filepath.Join(dir, name) }
+	if _, err := os.Stat(where("pixel_values.npy")); err != nil {
+		return nil, nil, fmt.Errorf("train.data.path %s: no pixel_values.npy there (qatclip train reads a folder of pixel_values.npy and input_ids.npy)", dir)
+	}
+	pix, err := npy.ReadFile(where("pixel_values.npy"))
+	if err != nil {
+		return nil, nil, err
+	}
+	v := cfg.Vision
+	if len(pix.Shape) != 4 || pix.Shape[1] != v.NumChannels || pix.Shape[2] != v.ImageSize || pix.Shape[3] != v.ImageSize {
+		return nil, nil, fmt.Errorf("%s: shape %v, want (N, %d, %d, %d) for the model", where("pixel_values.npy"), pix.Shape, v.NumChannels, v.ImageSize, v.ImageSize)
+	}
+	pixels, err := pix.Float32()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", where("pixel_values.npy"), err)
+	}
+	n := pix.Shape[0]
+	idArr, err := npy.ReadFile(where("input_ids.npy"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(idArr.Shape) != 2 || idArr.Shape[0] != n {
+		return nil, nil, fmt.Errorf("%s: shape %v, want (%d, L)", where("input_ids.npy"), idArr.Shape, n)
+	}
+	ids, err := idArr.Int32()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", where("input_ids.npy"), err)
+	}
+	var labels []int32
+	if _, err := os.Stat(where("labels.npy")); err == nil {
+		a, err := npy.ReadFile(where("labels.npy"))
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(a.Shape) != 1 || a.Shape[0] != n {
+			return nil, nil, fmt.Errorf("%s: shape %v, want (%d,)", where("labels.npy"), a.Shape, n)
+		}
+		if labels, err = a.Int32(); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", where("labels.npy"), err)
+		}
+	}
+	var head []float32
+	if r.Train.Loss.Classification > 0 {
+		a, err := npy.ReadFile(where("class_embeddings.npy"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("train.loss.classification needs the zero-shot head: %w", err)
+		}
+		if len(a.Shape) != 2 || a.Shape[1] != cfg.ProjectionDim {
+			return nil, nil, fmt.Errorf("%s: shape %v, want (C, %d)", where("class_embeddings.npy"), a.Shape, cfg.ProjectionDim)
+		}
+		if head, err = a.Float32(); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", where("class_embeddings.npy"), err)
+		}
+	}
+	bs := r.Train.BatchSize
+	if bs > n {
+		return nil, nil, fmt.Errorf("train.batch_size %d is larger than the %d examples of %s", bs, n, dir)
+	}
+	d, err := train.NewMemoryData(pixels, ids, labels, n, bs, uint64(r.Train.Seed), true)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train.data.path %s: %w", dir, err)
+	}
+	return d, head, nil
 }
