@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/qatclip/qatclip/data"
 	"github.com/qatclip/qatclip/data/tokenizer"
+	"github.com/qatclip/qatclip/export"
 	"github.com/qatclip/qatclip/internal/backend"
 	"github.com/qatclip/qatclip/internal/npy"
 	"github.com/qatclip/qatclip/layers"
@@ -90,11 +91,24 @@ func runEmbed(logw io.Writer, f embedFlags) error {
 	case f.batchSize < 1:
 		return fmt.Errorf("embed: --batch-size must be positive, got %d", f.batchSize)
 	}
-	ck, err := clip.Load(f.model)
+	// A qatclip export or run folder carries its own quantizers.
+	qm, err := export.Open(f.model)
 	if err != nil {
-		return err
+		return fmt.Errorf("embed: %w", err)
 	}
-	cfg := ck.Config
+	if qm != nil && f.recipe != "" {
+		return fmt.Errorf("embed: --recipe cannot be used with %s, which is already quantized (%s)", f.model, qm.Kind)
+	}
+	var ck *clip.Checkpoint
+	var cfg clip.Config
+	if qm != nil {
+		cfg = qm.Config
+	} else {
+		if ck, err = clip.Load(f.model); err != nil {
+			return err
+		}
+		cfg = ck.Config
+	}
 
 	// Read every input before starting the backend, so bad input fails fast.
 	var pixels []float32
@@ -127,17 +141,25 @@ func runEmbed(logw io.Writer, f embedFlags) error {
 		return fmt.Errorf("embed: %w", err)
 	}
 	defer b.Finalize()
-	fmt.Fprintf(logw, "model: %s (%s layout; vision %d layers x %d, text %d layers x %d, projection %d)\n",
-		ck.Path, ck.Layout, cfg.Vision.NumHiddenLayers, cfg.Vision.HiddenSize,
-		cfg.Text.NumHiddenLayers, cfg.Text.HiddenSize, cfg.ProjectionDim)
-	if n := len(ck.Unused); n > 0 {
-		fmt.Fprintf(logw, "model: ignored %d tensor(s) that are not CLIP parameters (first: %s)\n", n, ck.Unused[0])
-	}
-	ctx := context.New()
-	if err := ck.SetVariables(ctx); err != nil {
-		return err
-	}
+	var ctx *context.Context
 	var hook layers.Hook
+	if qm != nil {
+		fmt.Fprintf(logw, "model: %s (qatclip %s, recipe %s, %d quantized sites; vision %d layers x %d, text %d layers x %d, projection %d)\n",
+			qm.Path, qm.Kind, qm.Recipe, qm.Sites, cfg.Vision.NumHiddenLayers, cfg.Vision.HiddenSize,
+			cfg.Text.NumHiddenLayers, cfg.Text.HiddenSize, cfg.ProjectionDim)
+		ctx, hook = qm.Ctx, qm.Hook
+	} else {
+		fmt.Fprintf(logw, "model: %s (%s layout; vision %d layers x %d, text %d layers x %d, projection %d)\n",
+			ck.Path, ck.Layout, cfg.Vision.NumHiddenLayers, cfg.Vision.HiddenSize,
+			cfg.Text.NumHiddenLayers, cfg.Text.HiddenSize, cfg.ProjectionDim)
+		if n := len(ck.Unused); n > 0 {
+			fmt.Fprintf(logw, "model: ignored %d tensor(s) that are not CLIP parameters (first: %s)\n", n, ck.Unused[0])
+		}
+		ctx = context.New()
+		if err := ck.SetVariables(ctx); err != nil {
+			return err
+		}
+	}
 	if f.recipe != "" {
 		r, err := recipes.Load(f.recipe, f.sets...)
 		if err != nil {
@@ -155,7 +177,7 @@ func runEmbed(logw io.Writer, f embedFlags) error {
 	if err != nil {
 		return err
 	}
-	if hook != nil {
+	if hook != nil && qm == nil {
 		var m, l int
 		if idShape != nil {
 			m, l = idShape[0], idShape[1]

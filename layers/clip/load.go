@@ -77,6 +77,9 @@ func Load(source string) (*Checkpoint, error) {
 		if cfg, err = LoadConfig(configPath); err != nil {
 			return nil, err
 		}
+		if err := rejectQuantized(configPath); err != nil {
+			return nil, err
+		}
 	case layout == LayoutOpenAI:
 		if cfg, err = InferOpenAIConfig(set.shapes()); err != nil {
 			return nil, fmt.Errorf("%s: infer config from tensor shapes: %w (put a config.json beside it)", weightsPath, err)
@@ -103,6 +106,24 @@ func Load(source string) (*Checkpoint, error) {
 		}
 	}
 	return ck, nil
+}
+
+// rejectQuantized returns an error naming the export package when the
+// config.json at path has a quantization_config: such a folder (a
+// compressed-tensors export) holds integer weights that export.Load
+// dequantizes, which this float loader does not.
+func rejectQuantized(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var probe struct {
+		Quant json.RawMessage `json:"quantization_config"`
+	}
+	if json.Unmarshal(data, &probe) == nil && len(probe.Quant) > 0 && string(probe.Quant) != "null" {
+		return fmt.Errorf("model %s is a quantized export (its config.json has a quantization_config): load it with export.Load (qatclip embed --model reads it)", filepath.Dir(path))
+	}
+	return nil
 }
 
 // findFiles locates the weights file and the optional config.json of a
