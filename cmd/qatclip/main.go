@@ -38,6 +38,7 @@ func newRootCmd() *cobra.Command {
 		newTrainCmd(),
 		newPtqCmd(),
 		newExportCmd(),
+		newBenchCmd(),
 	)
 	return root
 }
