@@ -88,23 +88,7 @@ func LoadOpenAI(path string) (*Tokenizer, error) {
 		}
 		merges[i] = [2]string{f[0], f[1]}
 	}
-	order, char, _ := byteAlphabet()
-	symbols := make([]string, 0, 512+len(merges)+2)
-	for _, b := range order {
-		symbols = append(symbols, string(char[b]))
-	}
-	for _, b := range order {
-		symbols = append(symbols, string(char[b])+endOfWord)
-	}
-	for _, m := range merges {
-		symbols = append(symbols, m[0]+m[1])
-	}
-	symbols = append(symbols, StartOfText, EndOfText)
-	vocab := make(map[string]int32, len(symbols))
-	for i, s := range symbols {
-		vocab[s] = int32(i) // a repeated symbol keeps its last id
-	}
-	return build(path, vocab, merges)
+	return FromMerges(path, merges)
 }
 
 // LoadHF loads a Hugging Face CLIP tokenizer folder: vocab.json and

@@ -1,0 +1,147 @@
+package tokenizer
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// LearnMerges learns up to numMerges byte-level BPE merges from texts, the
+// way CLIP's vocabulary was made: texts are cleaned and split into words as
+// Encode does, each word starts as its byte symbols with "</w>" on the last
+// one, and the most frequent adjacent pair (ties broken by the pair's text,
+// so the result is deterministic) is merged until numMerges merges exist or
+// every word is a single symbol. The result, passed to FromMerges, gives a
+// tokenizer for a small closed-vocabulary corpus such as the synthetic
+// shapes captions.
+func LearnMerges(texts []string, numMerges int) [][2]string {
+	_, char, _ := byteAlphabet()
+	counts := map[string]int{}
+	var clean []byte
+	for _, text := range texts {
+		clean = appendClean(clean[:0], text)
+		for i := 0; ; {
+			start, end := nextPiece(clean, i)
+			if end < 0 {
+				break
+			}
+			counts[string(clean[start:end])]++
+			i = end
+		}
+	}
+	type word struct {
+		syms  []string
+		count int
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	words := make([]word, 0, len(keys))
+	for _, k := range keys {
+		syms := make([]string, len(k))
+		for i := 0; i < len(k); i++ {
+			syms[i] = string(char[k[i]])
+		}
+		syms[len(syms)-1] += endOfWord
+		words = append(words, word{syms, counts[k]})
+	}
+	var merges [][2]string
+	for len(merges) < numMerges {
+		pairs := map[[2]string]int{}
+		for _, w := range words {
+			for i := 0; i+1 < len(w.syms); i++ {
+				pairs[[2]string{w.syms[i], w.syms[i+1]}] += w.count
+			}
+		}
+		if len(pairs) == 0 {
+			break
+		}
+		var best [2]string
+		bestCount := -1
+		for p, c := range pairs {
+			if c > bestCount || c == bestCount && p[0]+" "+p[1] < best[0]+" "+best[1] {
+				best, bestCount = p, c
+			}
+		}
+		merges = append(merges, best)
+		for wi := range words {
+			syms := words[wi].syms
+			out := syms[:0]
+			for i := 0; i < len(syms); i++ {
+				if i+1 < len(syms) && syms[i] == best[0] && syms[i+1] == best[1] {
+					out = append(out, best[0]+best[1])
+					i++
+					continue
+				}
+				out = append(out, syms[i])
+			}
+			words[wi].syms = out
+		}
+	}
+	return merges
+}
+
+// FromMerges builds a tokenizer from ordered merges with CLIP's vocabulary
+// layout: the 256 byte symbols, the same with "</w>", one symbol per merge,
+// then <|startoftext|> and <|endoftext|>. source names it in errors.
+func FromMerges(source string, merges [][2]string) (*Tokenizer, error) {
+	order, char, _ := byteAlphabet()
+	symbols := make([]string, 0, 512+len(merges)+2)
+	for _, b := range order {
+		symbols = append(symbols, string(char[b]))
+	}
+	for _, b := range order {
+		symbols = append(symbols, string(char[b])+endOfWord)
+	}
+	for _, m := range merges {
+		symbols = append(symbols, m[0]+m[1])
+	}
+	symbols = append(symbols, StartOfText, EndOfText)
+	vocab := make(map[string]int32, len(symbols))
+	for i, s := range symbols {
+		vocab[s] = int32(i) // a repeated symbol keeps its last id
+	}
+	return build(source, vocab, merges)
+}
+
+// WriteMerges writes merges in openai/CLIP's merges-file format (a header
+// line, then one "left right" pair per line), which Load and LoadOpenAI read
+// back. The file is written to a temporary name and renamed into place.
+func WriteMerges(path string, merges [][2]string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write merges %s: %w", path, err)
+	}
+	w := bufio.NewWriter(tmp)
+	fmt.Fprintln(w, "#version: 0.2 (learned by qatclip)")
+	for i, m := range merges {
+		if strings.ContainsAny(m[0]+m[1], " \n") {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return fmt.Errorf("write merges %s: merge %d (%q %q) contains a space", path, i+1, m[0], m[1])
+		}
+		fmt.Fprintf(w, "%s %s", m[0], m[1])
+		if i+1 < len(merges) {
+			fmt.Fprintln(w)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write merges %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write merges %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write merges %s: %w", path, err)
+	}
+	return nil
+}
