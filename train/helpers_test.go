@@ -40,32 +40,9 @@ func clipTinyConfig() clip.Config {
 	return cfg
 }
 
-// randomCheckpoint returns random weights for cfg: LayerNorm weights near
-// 1, everything else small.
+// randomCheckpoint returns random weights for cfg.
 func randomCheckpoint(cfg clip.Config, seed uint64) *clip.Checkpoint {
-	r := rand.New(rand.NewPCG(seed, 7))
-	ck := &clip.Checkpoint{Config: cfg, Path: "random", Weights: map[string][]float32{}}
-	for _, p := range clip.Params(cfg) {
-		data := make([]float32, p.Size())
-		switch {
-		case p.Name == "logit_scale":
-			data[0] = float32(cfg.LogitScaleInit)
-		case strings.Contains(p.Name, "norm") && p.Var == "weight":
-			for i := range data {
-				data[i] = 1 + 0.1*float32(r.NormFloat64())
-			}
-		default:
-			std := 0.2
-			if len(p.Shape) == 2 {
-				std = 1 / math.Sqrt(float64(p.Shape[1]))
-			}
-			for i := range data {
-				data[i] = float32(std * r.NormFloat64())
-			}
-		}
-		ck.Weights[p.Name] = data
-	}
-	return ck
+	return clip.NewRandomCheckpoint(cfg, seed)
 }
 
 // randomExamples returns n random images and token sequences for cfg
