@@ -606,6 +606,11 @@ func (t *Trainer) Run() (res *Result, err error) {
 				return res, nil
 			}
 		}
+		if sum, ok := it.(interface{ Summary() string }); ok {
+			if line := sum.Summary(); line != "" {
+				fmt.Fprintf(t.log, "data %s\n", line)
+			}
+		}
 		it.Close()
 		var eval map[string]float64
 		if t.evalDue(epoch) {

@@ -6,7 +6,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/gomlx/gomlx/backends"
+	"github.com/qatclip/qatclip/data"
+	"github.com/qatclip/qatclip/data/tokenizer"
 	"github.com/qatclip/qatclip/internal/backend"
 	"github.com/qatclip/qatclip/internal/npy"
 	"github.com/qatclip/qatclip/layers/clip"
@@ -25,6 +29,8 @@ type trainFlags struct {
 	backend  string
 	logEvery int
 	maxSteps int
+	vocab    string
+	workers  int
 }
 
 // newTrainCmd builds `qatclip train`.
@@ -47,10 +53,19 @@ writes to the run folder --out:
 with a warning) and reaches the same weights as an uninterrupted run.
 --set overrides recipe keys, e.g. --set train.epochs=2 --set train.optimizer.lr=5e-6.
 
-train.data.path is a folder holding pixel_values.npy ((N,3,H,W) float32,
-normalised as CLIP expects) and input_ids.npy ((N,L) int32/int64), with
-optional labels.npy ((N,) int, -1 for none) and class_embeddings.npy ((C,D)
-float32, the zero-shot head of train.loss.classification).`,
+train.data.path is an image-caption data set: an HF save_to_disk folder (a
+DatasetDict with train.data.split, default train), an Arrow IPC file or a
+Parquet file/folder (img2dataset output included). Images are decoded and
+preprocessed as CLIP does, captions tokenized with --vocab, $QATCLIP_VOCAB
+or the model folder's tokenizer, by --workers goroutines ahead of the
+model, in a seeded order that a resumed run repeats exactly. The
+classification loss builds its zero-shot head from the data set's class
+names with the template "a photo of a {}.".
+train.data.path may instead be a folder of already preprocessed arrays:
+pixel_values.npy ((N,3,H,W) float32, normalised as CLIP expects) and
+input_ids.npy ((N,L) int32/int64), with optional labels.npy ((N,) int, -1
+for none) and class_embeddings.npy ((C,D) float32, the zero-shot head of
+train.loss.classification).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runTrain(cmd.ErrOrStderr(), f)
@@ -66,6 +81,8 @@ float32, the zero-shot head of train.loss.classification).`,
 	fl.IntVar(&f.logEvery, "log-every", 10, "optimizer steps between metrics.jsonl lines and progress lines")
 	fl.IntVar(&f.maxSteps, "max-steps", 0, "stop after this many optimizer steps in all, as if interrupted (0: train every epoch)")
 	fl.MarkHidden("max-steps")
+	fl.StringVar(&f.vocab, "vocab", "", "tokenizer for the captions (bpe_simple_vocab_16e6.txt.gz, tokenizer.json or an HF folder; default $QATCLIP_VOCAB, else the model folder's)")
+	fl.IntVar(&f.workers, "workers", 0, "decode/preprocess goroutines (default: the number of CPUs)")
 	return cmd
 }
 
@@ -91,7 +108,7 @@ func runTrain(logw io.Writer, f trainFlags) error {
 	if err != nil {
 		return fmt.Errorf("recipe %s: model.source: %w", r.Source(), err)
 	}
-	data, head, err := openTrainData(r, ck.Config)
+	data, head, err := openTrainData(r, ck, be, f)
 	if err != nil {
 		return err
 	}
@@ -130,16 +147,18 @@ func runTrain(logw io.Writer, f trainFlags) error {
 	return nil
 }
 
-// openTrainData reads train.data.path as a folder of .npy arrays (see the
-// command's help) into memory, shuffled per epoch with train.seed.
-func openTrainData(r *recipes.Recipe, cfg clip.Config) (train.Batches, []float32, error) {
+// openTrainData opens train.data.path: a data set read through a
+// data.Loader, or a folder of .npy arrays (see the command's help) held in
+// memory; both are shuffled per epoch with train.seed.
+func openTrainData(r *recipes.Recipe, ck *clip.Checkpoint, be backends.Backend, f trainFlags) (train.Batches, []float32, error) {
+	cfg := ck.Config
 	dir := r.Train.Data.Path
 	if dir == "" {
 		return nil, nil, fmt.Errorf("recipe %s: train.data.path is empty: set it in the recipe or pass --set train.data.path=DIR", r.Source())
 	}
 	where := func(name string) string { return filepath.Join(dir, name) }
 	if _, err := os.Stat(where("pixel_values.npy")); err != nil {
-		return nil, nil, fmt.Errorf("train.data.path %s: no pixel_values.npy there (qatclip train reads a folder of pixel_values.npy and input_ids.npy)", dir)
+		return openTrainLoader(r, ck, be, f)
 	}
 	pix, err := npy.ReadFile(where("pixel_values.npy"))
 	if err != nil {
@@ -200,4 +219,79 @@ func openTrainData(r *recipes.Recipe, cfg clip.Config) (train.Batches, []float32
 		return nil, nil, fmt.Errorf("train.data.path %s: %w", dir, err)
 	}
 	return d, head, nil
+}
+
+// openTrainLoader reads train.data.path as a data set through a data.Loader.
+func openTrainLoader(r *recipes.Recipe, ck *clip.Checkpoint, be backends.Backend, f trainFlags) (train.Batches, []float32, error) {
+	cfg := ck.Config
+	d := r.Train.Data
+	opts := data.SourceOptions{Split: d.Split}
+	// Column names the recipe gives explicitly; the rest are detected.
+	if r.Given("train.data.image_column") {
+		opts.ImageColumn = d.ImageColumn
+	}
+	if r.Given("train.data.text_column") {
+		opts.TextColumn = d.TextColumn
+	}
+	if r.Given("train.data.label_column") {
+		opts.LabelColumn = d.LabelColumn
+	}
+	src, err := data.Open(d.Path, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train.data.path: %w", err)
+	}
+	if src.Columns().Text == "" {
+		return nil, nil, fmt.Errorf("train.data.path %s: no caption column (columns: %s); set train.data.text_column", d.Path, columnNames(src))
+	}
+	tok, err := clip.LoadTokenizer(f.vocab, r.Model.Source)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: tokenizer: %w", err)
+	}
+	pre := data.DefaultPreprocessConfig()
+	pre.Size = cfg.Vision.ImageSize
+	l, err := data.NewLoader(src, data.LoaderConfig{
+		BatchSize: r.Train.BatchSize, Preprocess: pre, Tokenizer: tok,
+		Tokenize: tokenizer.Options{ContextLength: cfg.Text.MaxPositionEmbeddings, Truncate: true},
+		Workers:  f.workers, Shuffle: true, Seed: uint64(r.Train.Seed), DropLast: true,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("train.data.path %s: %w", d.Path, err)
+	}
+	batches, err := train.NewLoaderData(l)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train.data.path %s: %w", d.Path, err)
+	}
+	var head []float32
+	if r.Train.Loss.Classification > 0 {
+		names := src.ClassNames()
+		if len(names) == 0 {
+			return nil, nil, fmt.Errorf("train.loss.classification: %s has no class names (ClassLabel feature)", d.Path)
+		}
+		texts := make([]string, len(names))
+		for i, n := range names {
+			texts[i] = "a photo of a " + n + "."
+		}
+		seq := cfg.Text.MaxPositionEmbeddings
+		rows, err := tok.Tokenize(texts, tokenizer.Options{ContextLength: seq, Truncate: true})
+		if err != nil {
+			return nil, nil, fmt.Errorf("train.loss.classification: %w", err)
+		}
+		ids := make([]int32, 0, len(rows)*seq)
+		for _, row := range rows {
+			ids = append(ids, row...)
+		}
+		if head, err = train.ZeroShotHead(be, ck, ids, len(names), 1, seq); err != nil {
+			return nil, nil, err
+		}
+	}
+	return batches, head, nil
+}
+
+// columnNames lists a source's columns for error messages.
+func columnNames(src *data.Source) string {
+	var names []string
+	for _, f := range src.Schema().Fields() {
+		names = append(names, f.Name)
+	}
+	return strings.Join(names, ", ")
 }

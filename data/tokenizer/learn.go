@@ -1,7 +1,7 @@
 package tokenizer
 
 import (
-	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,10 +86,10 @@ func LearnMerges(texts []string, numMerges int) [][2]string {
 	return merges
 }
 
-// FromMerges builds a tokenizer from ordered merges with CLIP's vocabulary
-// layout: the 256 byte symbols, the same with "</w>", one symbol per merge,
-// then <|startoftext|> and <|endoftext|>. source names it in errors.
-func FromMerges(source string, merges [][2]string) (*Tokenizer, error) {
+// mergesVocab returns CLIP's vocabulary for ordered merges: the 256 byte
+// symbols, the same with "</w>", one symbol per merge, then
+// <|startoftext|> and <|endoftext|> (a repeated symbol keeps its last id).
+func mergesVocab(merges [][2]string) map[string]int32 {
 	order, char, _ := byteAlphabet()
 	symbols := make([]string, 0, 512+len(merges)+2)
 	for _, b := range order {
@@ -104,44 +104,59 @@ func FromMerges(source string, merges [][2]string) (*Tokenizer, error) {
 	symbols = append(symbols, StartOfText, EndOfText)
 	vocab := make(map[string]int32, len(symbols))
 	for i, s := range symbols {
-		vocab[s] = int32(i) // a repeated symbol keeps its last id
+		vocab[s] = int32(i)
 	}
-	return build(source, vocab, merges)
+	return vocab
 }
 
-// WriteMerges writes merges in openai/CLIP's merges-file format (a header
-// line, then one "left right" pair per line), which Load and LoadOpenAI read
-// back. The file is written to a temporary name and renamed into place.
-func WriteMerges(path string, merges [][2]string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+// FromMerges builds a tokenizer from ordered merges with CLIP's vocabulary
+// layout (see LoadOpenAI). source names it in errors.
+func FromMerges(source string, merges [][2]string) (*Tokenizer, error) {
+	return build(source, mergesVocab(merges), merges)
+}
+
+// WriteHF writes the tokenizer of ordered merges (CLIP's vocabulary layout)
+// as a Hugging Face CLIP tokenizer folder: vocab.json and merges.txt in dir,
+// which LoadHF (and HF's CLIPTokenizer) read back. Each file is written to
+// a temporary name and renamed into place.
+func WriteHF(dir string, merges [][2]string) error {
+	vocab, err := json.Marshal(mergesVocab(merges))
 	if err != nil {
-		return fmt.Errorf("write merges %s: %w", path, err)
+		return fmt.Errorf("write tokenizer %s: %w", dir, err)
 	}
-	w := bufio.NewWriter(tmp)
-	fmt.Fprintln(w, "#version: 0.2 (learned by qatclip)")
+	var sb strings.Builder
+	sb.WriteString("#version: 0.2\n")
 	for i, m := range merges {
 		if strings.ContainsAny(m[0]+m[1], " \n") {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			return fmt.Errorf("write merges %s: merge %d (%q %q) contains a space", path, i+1, m[0], m[1])
+			return fmt.Errorf("write tokenizer %s: merge %d (%q %q) contains a space", dir, i+1, m[0], m[1])
 		}
-		fmt.Fprintf(w, "%s %s", m[0], m[1])
-		if i+1 < len(merges) {
-			fmt.Fprintln(w)
-		}
+		sb.WriteString(m[0] + " " + m[1] + "\n")
 	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write merges %s: %w", path, err)
+	if err := writeFileAtomic(filepath.Join(dir, "vocab.json"), vocab); err != nil {
+		return err
 	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write merges %s: %w", path, err)
+	return writeFileAtomic(filepath.Join(dir, "merges.txt"), []byte(sb.String()))
+}
+
+// writeFileAtomic writes data to path through a synced temporary file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write merges %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

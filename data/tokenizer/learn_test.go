@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -38,12 +37,12 @@ func TestLearnMerges(t *testing.T) {
 	if dec, err := tok.Decode(ids); err != nil || dec != "a green hexagon " {
 		t.Errorf("decode = %q, %v", dec, err)
 	}
-	// Round trip through the merges file format.
-	path := filepath.Join(t.TempDir(), "merges.txt")
-	if err := WriteMerges(path, merges); err != nil {
+	// Round trip through an HF tokenizer folder.
+	dir := t.TempDir()
+	if err := WriteHF(dir, merges); err != nil {
 		t.Fatal(err)
 	}
-	back, err := LoadOpenAI(path)
+	back, err := LoadHF(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
