@@ -28,6 +28,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(
+		newDemoCmd(),
 		newTokenizeCmd(),
 		newPreprocessCmd(),
 		newEmbedCmd(),
