@@ -283,6 +283,19 @@ type Eval struct {
 	// EveryEpochs evaluates at the end of every this many epochs during
 	// training; 0 evaluates only after the last epoch. Default 1.
 	EveryEpochs int `mapstructure:"every_epochs"`
+	// Robustness re-evaluates the ID set under corruptions. Default none.
+	Robustness Robustness `mapstructure:"robustness"`
+}
+
+// Robustness lists the corruptions the ID set is evaluated under, each
+// reported as an extra column.
+type Robustness struct {
+	// NoiseSigma are standard deviations of Gaussian noise added to the
+	// CLIP-normalised pixels, each > 0. Default [].
+	NoiseSigma []float64 `mapstructure:"noise_sigma"`
+	// JPEGQuality are JPEG qualities (1-100) the images are re-encoded
+	// at before preprocessing. Default [].
+	JPEGQuality []int `mapstructure:"jpeg_quality"`
 }
 
 // EvalSet is the labelled in-distribution evaluation set.
@@ -297,12 +310,22 @@ type EvalSet struct {
 	// ImageColumn is the image column. Default "image".
 	ImageColumn string `mapstructure:"image_column"`
 	// Classnames is "from-dataset" (the ClassLabel names of LabelColumn) or
-	// a text file with one class name per line. Default "from-dataset".
+	// a file: one class name per line, a JSON list, or a JSON object with a
+	// "classes" list. Default "from-dataset".
 	Classnames string `mapstructure:"classnames"`
-	// Templates is "default" (CLIP's ImageNet prompt templates), "simple"
-	// ("a photo of a {}.") or a text file with one template per line, "{}"
-	// standing for the class name. Default "default".
+	// ClassList gives the class names in the recipe itself, in label
+	// order; when not empty it is used instead of Classnames (giving both
+	// is an error). Default [].
+	ClassList []string `mapstructure:"class_list"`
+	// Templates is "default" (qatclip's built-in set of a few generic
+	// prompts, see eval/pipeline.DefaultTemplates), "simple" ("a photo of
+	// a {}.") or a file: one template per line, a JSON list, or a JSON
+	// object with a "templates" list (such as CLIP's 80 ImageNet
+	// templates), "{}" standing for the class name. Default "default".
 	Templates string `mapstructure:"templates"`
+	// Hint says what to download and where when Path is missing; errors
+	// about a missing Path repeat it. Default "".
+	Hint string `mapstructure:"hint"`
 }
 
 // OODSet is one out-of-distribution evaluation set.
@@ -315,6 +338,8 @@ type OODSet struct {
 	Split string `mapstructure:"split"`
 	// ImageColumn is the image column. Default "image".
 	ImageColumn string `mapstructure:"image_column"`
+	// Hint says what to download and where when Path is missing. Default "".
+	Hint string `mapstructure:"hint"`
 }
 
 // LogitScale is "model" or a positive number written as a YAML number or
@@ -366,13 +391,14 @@ func Default() Recipe {
 			Checkpoint: Checkpoint{Keep: 3, Best: Best{Metric: "acc1", Mode: "max"}},
 		},
 		Eval: Eval{
-			ID:             EvalSet{LabelColumn: "label", ImageColumn: "image", Classnames: "from-dataset", Templates: "default"},
+			ID:             EvalSet{LabelColumn: "label", ImageColumn: "image", Classnames: "from-dataset", ClassList: []string{}, Templates: "default"},
 			OOD:            []OODSet{},
 			LogitScale:     "model",
 			MCMTemperature: 1,
 			ECEBins:        15,
 			FitFraction:    0.2,
 			EveryEpochs:    1,
+			Robustness:     Robustness{NoiseSigma: []float64{}, JPEGQuality: []int{}},
 		},
 		Export: Export{Format: "compressed-tensors"},
 	}

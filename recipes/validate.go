@@ -2,6 +2,7 @@ package recipes
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -290,6 +291,23 @@ func (r *Recipe) validateEval() error {
 		return r.errorf("eval.id.classnames", "must not be empty: \"from-dataset\" or a file")
 	case e.ID.Templates == "":
 		return r.errorf("eval.id.templates", "must not be empty: \"default\", \"simple\" or a file")
+	case len(e.ID.ClassList) > 0 && r.Given("eval.id.classnames"):
+		return r.errorf("eval.id.class_list", "give class_list or classnames, not both")
+	}
+	for i, c := range e.ID.ClassList {
+		if strings.TrimSpace(c) == "" {
+			return r.errorf(fmt.Sprintf("eval.id.class_list[%d]", i), "empty class name")
+		}
+	}
+	for i, s := range e.Robustness.NoiseSigma {
+		if !(s > 0) || math.IsInf(s, 0) {
+			return r.errorf(fmt.Sprintf("eval.robustness.noise_sigma[%d]", i), "%g must be a finite number > 0", s)
+		}
+	}
+	for i, q := range e.Robustness.JPEGQuality {
+		if q < 1 || q > 100 {
+			return r.errorf(fmt.Sprintf("eval.robustness.jpeg_quality[%d]", i), "%d is outside [1, 100]", q)
+		}
 	}
 	names := map[string]int{}
 	for i, o := range e.OOD {

@@ -21,7 +21,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	fmt.Fprintf(b, "# %s\n\n", title)
 	s := r.Settings
-	fmt.Fprintf(b, "- Logit scale: %g (%s)\n", s.LogitScale, s.LogitScaleSource)
+	fmt.Fprintf(b, "- Logit scale: %.6g (%s)\n", s.LogitScale, s.LogitScaleSource)
 	fmt.Fprintf(b, "- ECE: %d equal-width bins [lo, hi)\n", s.ECEBins)
 	fmt.Fprintf(b, "- OOD score: %s, tau = %g; ID is the positive class\n", s.OODScore, s.MCMTemperature)
 	fmt.Fprintf(b, "- Temperature scaling: %s\n", s.TemperatureFit)
@@ -51,13 +51,14 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	header := "| Metric |"
 	rule := "|---|"
-	for _, c := range cols {
+	for i, c := range cols {
 		header += " " + escape(c.Label) + " |"
 		rule += "---:|"
-	}
-	if r.Baseline != nil {
-		header += " Δ vs " + escape(r.Baseline.Label) + " |"
-		rule += "---:|"
+		if r.Baseline != nil && i == modelIdx {
+			// The delta follows the model, before any extra columns.
+			header += " Δ vs " + escape(r.Baseline.Label) + " |"
+			rule += "---:|"
+		}
 	}
 	group := ""
 	for k, m := range tables[modelIdx] {
@@ -73,12 +74,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			} else {
 				row += " – |"
 			}
-		}
-		if r.Baseline != nil {
-			if base, ok := lookup(tables[0], m.Key, k); ok {
-				row += " " + delta(m.Value-base, m.Direction) + " |"
-			} else {
-				row += " – |"
+			if r.Baseline != nil && i == modelIdx {
+				if base, ok := lookup(tables[0], m.Key, k); ok {
+					row += " " + delta(m.Value-base, m.Direction) + " |"
+				} else {
+					row += " – |"
+				}
 			}
 		}
 		b.WriteString(row + "\n")
@@ -93,9 +94,16 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 }
 
 // writeOtherScores tabulates the max-cosine and energy scores' AUROC and
-// FPR@95 per set and model.
-func writeOtherScores(b *bufio.Writer, cols []Column) {
-	if len(cols[0].Result.OOD) == 0 {
+// FPR@95 per set and model (columns without OOD results, such as
+// corrupted-ID columns, are left out).
+func writeOtherScores(b *bufio.Writer, all []Column) {
+	var cols []Column
+	for _, c := range all {
+		if len(c.Result.OOD) > 0 {
+			cols = append(cols, c)
+		}
+	}
+	if len(cols) == 0 {
 		return
 	}
 	b.WriteString("## OOD detection by score\n\n| Set | Score |")
