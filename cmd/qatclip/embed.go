@@ -284,15 +284,7 @@ func preprocessImages(paths []string, size int) ([]float32, []int, error) {
 // vocabulary is --vocab, else $QATCLIP_VOCAB, else the model folder's own
 // tokenizer files.
 func tokenizeTexts(texts []string, vocab, model string, cfg clip.Config) ([]int32, []int, error) {
-	path, err := tokenizer.FindVocab(vocab)
-	if err != nil {
-		dir, rerr := clip.ResolveSource(model)
-		if rerr != nil || !hasTokenizerFiles(dir) {
-			return nil, nil, fmt.Errorf("--texts: %w", err)
-		}
-		path = dir
-	}
-	tok, err := tokenizer.Load(path)
+	tok, err := clip.LoadTokenizer(vocab, model)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--texts: %w", err)
 	}
@@ -311,14 +303,4 @@ func tokenizeTexts(texts []string, vocab, model string, cfg clip.Config) ([]int3
 		}
 	}
 	return ids, []int{len(rows), l}, nil
-}
-
-// hasTokenizerFiles reports whether dir holds an HF tokenizer.
-func hasTokenizerFiles(dir string) bool {
-	for _, name := range []string{"tokenizer.json", "vocab.json"} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			return true
-		}
-	}
-	return false
 }

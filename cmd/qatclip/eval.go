@@ -459,21 +459,7 @@ func loadRunModel(logw io.Writer, runDir string) (*evalModel, error) {
 // evalTokenizer loads --vocab, else $QATCLIP_VOCAB, else the model
 // folder's own tokenizer files.
 func evalTokenizer(vocab, model string) (*tokenizer.Tokenizer, error) {
-	path, err := tokenizer.FindVocab(vocab)
-	if err != nil {
-		dir, rerr := clip.ResolveSource(model)
-		if rerr != nil {
-			return nil, fmt.Errorf("eval: %w", err)
-		}
-		if st, serr := os.Stat(dir); serr == nil && !st.IsDir() {
-			dir = filepath.Dir(dir)
-		}
-		if !hasTokenizerFiles(dir) {
-			return nil, fmt.Errorf("eval: %w", err)
-		}
-		path = dir
-	}
-	tok, err := tokenizer.Load(path)
+	tok, err := clip.LoadTokenizer(vocab, model)
 	if err != nil {
 		return nil, fmt.Errorf("eval: %w", err)
 	}

@@ -358,17 +358,9 @@ func readCalibDataset(logw io.Writer, path, split, vocab, model string, cfg clip
 		fmt.Fprintf(logw, "calibration: %s has no captions or class names: the text tower sees no calibration texts\n", path)
 		return d, nil
 	}
-	vpath, err := tokenizer.FindVocab(vocab)
+	tok, err := clip.LoadTokenizer(vocab, model)
 	if err != nil {
-		dir, rerr := clip.ResolveSource(model)
-		if rerr != nil || !hasTokenizerFiles(dir) {
-			return d, fmt.Errorf("--calib: the dataset has texts but no tokenizer was found: %w", err)
-		}
-		vpath = dir
-	}
-	tok, err := tokenizer.Load(vpath)
-	if err != nil {
-		return d, fmt.Errorf("--calib: %w", err)
+		return d, fmt.Errorf("--calib: the dataset has texts but no tokenizer was found: %w", err)
 	}
 	l := cfg.Text.MaxPositionEmbeddings
 	ids, err := tok.Tokenize(texts, tokenizer.Options{ContextLength: l, Truncate: true})

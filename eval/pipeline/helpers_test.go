@@ -38,23 +38,9 @@ func tinyConfig(tok *tokenizer.Tokenizer) clip.Config {
 	return cfg
 }
 
-// randomCheckpoint returns random weights for cfg (LayerNorm weights near 1
-// so the towers are well conditioned).
+// randomCheckpoint returns random weights for cfg.
 func randomCheckpoint(cfg clip.Config, seed uint64) *clip.Checkpoint {
-	ck := &clip.Checkpoint{Config: cfg, Path: "random", Weights: map[string][]float32{}}
-	state := seed
-	for _, p := range clip.Params(cfg) {
-		d := make([]float32, p.Size())
-		for i := range d {
-			state = state*6364136223846793005 + 1442695040888963407
-			d[i] = (float32(state>>40)/float32(1<<24) - 0.5) * 0.4
-		}
-		if p.Name == "logit_scale" {
-			d[0] = 2.6592
-		}
-		ck.Weights[p.Name] = d
-	}
-	return ck
+	return clip.NewRandomCheckpoint(cfg, seed)
 }
 
 // randomModel returns a context holding random weights for cfg.
