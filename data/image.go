@@ -125,6 +125,13 @@ func reuseRGBImage(width, height int, buf []uint8) *RGBImage {
 // decodeImage is DecodeImage writing the pixels into buf when it is large
 // enough.
 func decodeImage(b []byte, buf []uint8) (*RGBImage, error) {
+	return decodeImageLimit(b, buf, MaxImagePixels)
+}
+
+// decodeImageLimit is decodeImage refusing images of more than maxPixels
+// pixels (MaxImagePixels for every caller but the fuzz test, which lowers
+// it to keep each input cheap).
+func decodeImageLimit(b []byte, buf []uint8, maxPixels int64) (*RGBImage, error) {
 	format := SniffImageFormat(b)
 	if format == "" {
 		return nil, ErrUnsupportedImageFormat
@@ -136,8 +143,11 @@ func decodeImage(b []byte, buf []uint8) (*RGBImage, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, fmt.Errorf("decode %s: empty image (%dx%d)", format, cfg.Width, cfg.Height)
 	}
-	if int64(cfg.Width)*int64(cfg.Height) > MaxImagePixels {
-		return nil, fmt.Errorf("decode %s: image is %dx%d, more than %d pixels", format, cfg.Width, cfg.Height, MaxImagePixels)
+	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return nil, fmt.Errorf("decode %s: image is %dx%d, more than %d pixels", format, cfg.Width, cfg.Height, maxPixels)
+	}
+	if err := checkEncodedSize(format, cfg, len(b)); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", format, err)
 	}
 	switch format {
 	case FormatGIF:

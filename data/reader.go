@@ -256,15 +256,31 @@ func (s *Source) ReadRange(shard, start, end int) ([]Example, error) {
 	if h.r == nil {
 		return nil, fmt.Errorf("%s: source is closed", h.info.Path)
 	}
-	out := make([]Example, 0, end-start)
+	return h.readRange(shard, start, end, s.cols, s.classes)
+}
+
+// readRange is ReadRange on one shard, its lock held.
+func (h *shardHandle) readRange(shard, start, end int, cols Columns, classes []string) (out []Example, err error) {
+	// Arrow builds arrays from a record batch's metadata without checking
+	// that their buffers hold as many values as its length says, and its
+	// Value methods then index past the end: a corrupted shard made
+	// ReadRange panic (caught by FuzzOpenShard). Turn such panics into an
+	// error naming the file.
+	row := start
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("%s: row %d: corrupt record batch: %v", h.info.Path, row, p)
+		}
+	}()
+	out = make([]Example, 0, min(end-start, 1<<12))
 	base := filepath.Base(h.info.Path)
 	dir := filepath.Dir(h.info.Path)
-	for row := start; row < end; {
+	for row < end {
 		rec, first, err := h.r.recordAt(int64(row))
 		if err != nil {
 			return nil, err
 		}
-		x, err := newExtractor(rec, s.cols, s.classes)
+		x, err := newExtractor(rec, cols, classes)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", h.info.Path, err)
 		}

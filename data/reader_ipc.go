@@ -31,6 +31,9 @@ type ipcFrame struct {
 	bodyOff int64
 	bodyLen int64
 	rows    int64 // record batches only
+	// compressed is set for record and dictionary batches whose buffers
+	// are LZ4 or ZSTD compressed.
+	compressed bool
 }
 
 // ipcShard reads one Arrow IPC file, stream or random-access format, from
@@ -124,10 +127,14 @@ func (s *ipcShard) index() error {
 			return fmt.Errorf("truncated: %s body ends at byte %d but the data ends at byte %d", what, f.bodyOff+bodyLen, end)
 		}
 		pos = f.bodyOff + bodyLen
+		f.compressed = batchCompressed(data[f.metaOff:f.metaOff+metaLen], kind)
 		switch {
 		case s.schema0.metaLen == 0:
 			if kind != ipcHeaderSchema {
 				return errors.New("not an Arrow IPC stream: the first message is not a schema")
+			}
+			if err := checkSchemaMessage(data[f.metaOff : f.metaOff+f.metaLen]); err != nil {
+				return err
 			}
 			s.schema0 = f
 		case kind == ipcHeaderRecord:
@@ -146,9 +153,16 @@ func (s *ipcShard) index() error {
 	s.starts = make([]int64, len(s.batches)+1)
 	for i, fi := range s.batches {
 		s.starts[i+1] = s.starts[i] + s.frames[fi].rows
+		if s.starts[i+1] < s.starts[i] || s.starts[i+1] > maxShardRows {
+			return fmt.Errorf("record batch %d: row count %d is implausible (corrupt metadata)", i, s.frames[fi].rows)
+		}
 	}
 	return nil
 }
+
+// maxShardRows bounds the rows of one shard, so that row arithmetic cannot
+// overflow on corrupted row counts (2^61 rows were seen while fuzzing).
+const maxShardRows = 1 << 40
 
 // readSchema decodes the schema message.
 func (s *ipcShard) readSchema() (*arrow.Schema, error) {
@@ -205,7 +219,25 @@ func (s *ipcShard) decodeBatch(i int) (arrow.Record, error) {
 		}
 	}
 	frames = append(frames, s.frames[fi])
-	r, err := ipc.NewReaderFromMessageReader(&frameMessages{data: s.data, frames: frames}, ipc.WithAllocator(s.mem))
+	// Arrow allocates each buffer at the length its metadata states before
+	// copying it from the message body, and reads buffer descriptors past
+	// the end of their vector without a bounds check; corrupted metadata
+	// made it allocate 1 TB and die with a fatal, unrecoverable "out of
+	// memory" (caught by FuzzOpenShard; regression seed in
+	// testdata/fuzz/FuzzOpenShard). An uncompressed buffer cannot be
+	// larger than its body (nor a concatenation of delta dictionaries than
+	// all the bodies fed), so allocations beyond that panic instead, which
+	// arrow's reader recovers into an error.
+	limit := 0
+	for _, f := range frames {
+		n := int(f.bodyLen) + 128 // arrow pads allocations to 64 bytes
+		if f.compressed {
+			n = 1024*int(f.bodyLen) + 64<<20
+		}
+		limit += n
+	}
+	mem := boundedAllocator{Allocator: s.mem, max: limit}
+	r, err := ipc.NewReaderFromMessageReader(&frameMessages{data: s.data, frames: frames}, ipc.WithAllocator(mem))
 	if err != nil {
 		return nil, fmt.Errorf("%s: record batch %d: %w", s.path, i, err)
 	}
@@ -363,4 +395,126 @@ func (t fbTable) table(k int) (fbTable, bool) {
 		return fbTable{}, false
 	}
 	return fbTable{b: t.b, pos: q}, true
+}
+
+// checkSchemaMessage bounds every vector of a Schema message that arrow's
+// decoder sizes a slice by (the schema's fields and custom metadata, each
+// field's children and custom metadata), and the number of field tables
+// it would visit. Arrow trusts these lengths: a flipped byte in the fields
+// vector's length made it allocate tens of GB at once and die with a fatal,
+// unrecoverable "out of memory" (caught by FuzzOpenShard; regression seed
+// in testdata/fuzz/FuzzOpenShard). Offsets themselves need no check here:
+// arrow's slicing panics on them, which its reader recovers into errors.
+func checkSchemaMessage(b []byte) error {
+	msg, ok := fbRoot(b)
+	if !ok {
+		return errors.New("corrupt IPC schema metadata")
+	}
+	schema, ok := msg.table(2)
+	if !ok {
+		return nil // no header: arrow reports it
+	}
+	// A well-formed schema is a tree of distinct Field tables, each at
+	// least 4 bytes, so a message of n bytes holds fewer than n/4 of them;
+	// more means tables are shared, which would make arrow's recursive
+	// decoding blow up exponentially.
+	budget := len(b) / 4
+	var visit func(t fbTable, fieldsAt, metaAt int) error
+	visit = func(t fbTable, fieldsAt, metaAt int) error {
+		if _, _, err := fbVector(t, metaAt, 4); err != nil {
+			return err
+		}
+		q, n, err := fbVector(t, fieldsAt, 4)
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			if budget--; budget < 0 {
+				return errors.New("corrupt IPC schema metadata: more field tables than the message can hold")
+			}
+			e := q + 4 + 4*i
+			child := fbTable{b: b, pos: e + int(binary.LittleEndian.Uint32(b[e:]))}
+			if child.pos < 0 || child.pos+4 > len(b) {
+				return fmt.Errorf("corrupt IPC schema metadata: field table %d past the end of the %d-byte message", i, len(b))
+			}
+			// Field: name, nullable, type_type, type, dictionary,
+			// children (5), custom_metadata (6).
+			if err := visit(child, 5, 6); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Schema: endianness, fields (1), custom_metadata (2), features.
+	return visit(schema, 1, 2)
+}
+
+// fbVector returns the position and length of the vector of elemSize-byte
+// entries that field k of t refers to (length 0 when absent), checking
+// that all its entries lie inside the buffer.
+func fbVector(t fbTable, k, elemSize int) (pos, n int, err error) {
+	p, ok := t.field(k)
+	if !ok {
+		return 0, 0, nil
+	}
+	if p+4 > len(t.b) {
+		return 0, 0, errors.New("corrupt IPC metadata: vector offset past the end")
+	}
+	q := int64(p) + int64(binary.LittleEndian.Uint32(t.b[p:]))
+	if q+4 > int64(len(t.b)) {
+		return 0, 0, errors.New("corrupt IPC metadata: vector past the end")
+	}
+	length := int64(binary.LittleEndian.Uint32(t.b[q:]))
+	if q+4+int64(elemSize)*length > int64(len(t.b)) {
+		return 0, 0, fmt.Errorf("corrupt IPC metadata: a vector claims %d entries but the %d-byte message holds at most %d", length, len(t.b), (int64(len(t.b))-q-4)/int64(elemSize))
+	}
+	return int(q), int(length), nil
+}
+
+// batchCompressed reports whether a record or dictionary batch message
+// declares compressed buffers.
+func batchCompressed(b []byte, kind byte) bool {
+	if kind != ipcHeaderRecord && kind != ipcHeaderDictionary {
+		return false
+	}
+	msg, ok := fbRoot(b)
+	if !ok {
+		return false
+	}
+	batch, ok := msg.table(2)
+	if ok && kind == ipcHeaderDictionary {
+		// DictionaryBatch: id, data (1), isDelta.
+		batch, ok = batch.table(1)
+	}
+	if !ok {
+		return false
+	}
+	// RecordBatch: length, nodes, buffers, compression (3).
+	_, has := batch.field(3)
+	return has
+}
+
+// boundedAllocator refuses allocations of more than max bytes by
+// panicking; arrow's IPC reader recovers the panic into an error.
+type boundedAllocator struct {
+	memory.Allocator
+	max int
+}
+
+// Allocate implements memory.Allocator.
+func (a boundedAllocator) Allocate(size int) []byte {
+	a.check(size)
+	return a.Allocator.Allocate(size)
+}
+
+// Reallocate implements memory.Allocator.
+func (a boundedAllocator) Reallocate(size int, b []byte) []byte {
+	a.check(size)
+	return a.Allocator.Reallocate(size, b)
+}
+
+func (a boundedAllocator) check(size int) {
+	if size > a.max {
+		panic(fmt.Errorf("corrupt metadata: a buffer of %d bytes is larger than its message body allows (%d)", size, a.max))
+	}
 }

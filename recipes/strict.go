@@ -28,11 +28,19 @@ type Error struct {
 
 // Error formats the error as one line.
 func (e *Error) Error() string {
-	if e.Key == "" {
-		return e.Where + ": " + e.Msg
+	s := e.Where + ": " + e.Msg
+	if e.Key != "" {
+		s = e.Where + ": " + e.Key + ": " + e.Msg
 	}
-	return e.Where + ": " + e.Key + ": " + e.Msg
+	// Keys and values are quoted from the file, which may put line breaks
+	// in them ("a\nb": 1, or !!int "1\n2"); escape those so the message
+	// stays on one line (caught by FuzzParse; regression seeds in
+	// testdata/fuzz/FuzzParse).
+	return oneLine.Replace(s)
 }
+
+// oneLine escapes line breaks.
+var oneLine = strings.NewReplacer("\n", `\n`, "\r", `\r`)
 
 var (
 	schemePatchType = reflect.TypeFor[SchemePatch]()

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -56,7 +57,11 @@ func ReadFile(path string) (Array, error) {
 		return Array{}, fmt.Errorf("npy: %w", err)
 	}
 	defer f.Close()
-	a, err := Read(bufio.NewReader(f))
+	st, err := f.Stat()
+	if err != nil {
+		return Array{}, fmt.Errorf("npy: %w", err)
+	}
+	a, err := Read(&sizedReader{r: bufio.NewReader(f), left: st.Size()})
 	if err != nil {
 		return Array{}, fmt.Errorf("npy %s: %w", path, err)
 	}
@@ -123,9 +128,15 @@ func Read(r io.Reader) (Array, error) {
 		}
 		shape = append(shape, d)
 	}
-	n := shapeSize(shape)
-	if n > 1<<34 {
-		return Array{}, fmt.Errorf("shape %v too large", shape)
+	// Multiply with an overflow check: shape (2^62, 2) used to wrap to a
+	// negative count and panic in make (caught by FuzzRead; regression
+	// seeds in testdata/fuzz/FuzzRead).
+	n := 1
+	for _, d := range shape {
+		if d > 0 && n > maxElements/d {
+			return Array{}, fmt.Errorf("shape %v too large", shape)
+		}
+		n *= d
 	}
 	var order binary.ByteOrder = binary.LittleEndian
 	if len(descr) > 0 && descr[0] == '>' {
@@ -191,23 +202,59 @@ func Read(r io.Reader) (Array, error) {
 	return a, nil
 }
 
-// readBytes reads exactly n bytes, growing the buffer as data arrives so a
-// header claiming a huge shape cannot allocate more than the input holds.
+// maxElements bounds the element count a header may declare (2^34: 64 GiB
+// of float32).
+const maxElements = 1 << 34
+
+// readBytes reads exactly n bytes. A header may claim far more data than
+// the input holds: an 80-byte file claiming 16 MiB used to allocate all of
+// it before finding the data missing (caught by FuzzRead; regression seeds
+// in testdata/fuzz/FuzzRead). So when r knows how many bytes are left (a
+// file opened by ReadFile, a bytes.Reader), too few is an error before any
+// allocation, and enough is read into one exact buffer; from any other
+// reader the buffer starts at 1 MiB and doubles as data arrives, so memory
+// stays within twice what the input held.
 func readBytes(r io.Reader, n int) ([]byte, error) {
-	const chunk = 64 << 20
-	if n <= chunk {
+	if l, ok := r.(interface{ Len() int }); ok {
+		if l.Len() < n {
+			return nil, io.ErrUnexpectedEOF
+		}
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return nil, err
 		}
 		return buf, nil
 	}
-	var buf bytes.Buffer
-	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
-		return nil, err
+	const first = 1 << 20
+	buf := make([]byte, 0, min(n, first))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), len(buf)))
+		}
+		k, err := io.ReadFull(r, buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			return nil, err
+		}
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
+
+// sizedReader is a reader that knows how many bytes are left in it.
+type sizedReader struct {
+	r    io.Reader
+	left int64
+}
+
+// Read implements io.Reader.
+func (s *sizedReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.left -= int64(n)
+	return n, err
+}
+
+// Len returns the number of bytes left.
+func (s *sizedReader) Len() int { return int(max(s.left, 0)) }
 
 // Float32 returns the data converted to float32 (from any numeric dtype).
 func (a Array) Float32() ([]float32, error) {

@@ -2,6 +2,7 @@ package npy
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -98,6 +99,22 @@ func BenchmarkReadFloat32(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for range b.N {
 		if _, err := Read(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadFloat32Stream is BenchmarkReadFloat32 from a reader that
+// does not tell its length, so Read grows its buffer as data arrives.
+func BenchmarkReadFloat32Stream(b *testing.B) {
+	var buf bytes.Buffer
+	if err := Write(&buf, Array{Shape: []int{4 << 20}, Data: make([]float32, 4<<20)}); err != nil {
+		b.Fatal(err)
+	}
+	data := buf.Bytes()
+	b.SetBytes(int64(len(data)))
+	for range b.N {
+		if _, err := Read(struct{ io.Reader }{bytes.NewReader(data)}); err != nil {
 			b.Fatal(err)
 		}
 	}

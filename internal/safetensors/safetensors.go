@@ -196,6 +196,12 @@ func checkEntry(name string, e headerEntry, dataSize int64) (TensorInfo, error) 
 	if end > dataSize {
 		return TensorInfo{}, fmt.Errorf("tensor %q: data_offsets [%d, %d] run past the end of the file (data section has %d bytes; file truncated?)", name, begin, end, dataSize)
 	}
+	// The element count is bounded by the data section's size divided by
+	// the element size, so that n*size below cannot overflow: without the
+	// bound, shape [2^62] of F64 wrapped to 0 bytes and was accepted for an
+	// empty range (caught by FuzzOpen; regression seeds in
+	// testdata/fuzz/FuzzOpen).
+	maxElems := dataSize / int64(e.DType.Size())
 	n := int64(1)
 	for _, d := range e.Shape {
 		if d < 0 {
@@ -205,6 +211,9 @@ func checkEntry(name string, e headerEntry, dataSize int64) (TensorInfo, error) 
 			return TensorInfo{}, fmt.Errorf("tensor %q: shape %v is too large", name, e.Shape)
 		}
 		n *= int64(d)
+	}
+	if n > maxElems {
+		return TensorInfo{}, fmt.Errorf("tensor %q: %s shape %v holds %d elements, more than the %d-byte data section can (file truncated?)", name, e.DType, e.Shape, n, dataSize)
 	}
 	if want := n * int64(e.DType.Size()); end-begin != want {
 		return TensorInfo{}, fmt.Errorf("tensor %q: %s shape %v needs %d bytes but data_offsets [%d, %d] hold %d", name, e.DType, e.Shape, want, begin, end, end-begin)

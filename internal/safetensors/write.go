@@ -78,9 +78,14 @@ func Write(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 			if d < 0 {
 				return fmt.Errorf("safetensors: tensor %q: negative dimension in shape %v", t.Name, t.Shape)
 			}
+			// Checked so a huge shape cannot wrap around to the data's
+			// length, as it did in the reader before FuzzOpen caught it.
+			if d > 0 && n > math.MaxInt/d {
+				return fmt.Errorf("safetensors: tensor %q: shape %v is too large", t.Name, t.Shape)
+			}
 			n *= d
 		}
-		if len(t.Data) != n*t.DType.Size() {
+		if n > len(t.Data)/t.DType.Size() || len(t.Data) != n*t.DType.Size() {
 			return fmt.Errorf("safetensors: tensor %q: %s shape %v needs %d bytes, got %d", t.Name, t.DType, t.Shape, n*t.DType.Size(), len(t.Data))
 		}
 		shape := t.Shape
