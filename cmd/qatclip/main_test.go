@@ -31,7 +31,15 @@ func TestMain(m *testing.M) {
 // and exit status.
 func runMain(t *testing.T, args ...string) (stderr string, code int) {
 	t.Helper()
+	return runMainIn(t, "", args...)
+}
+
+// runMainIn is runMain with the child's working directory set to dir
+// ("" keeps the test's).
+func runMainIn(t *testing.T, dir string, args ...string) (stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "QATCLIP_RUN_MAIN=1", "QATCLIP_BACKEND=go")
 	var errBuf bytes.Buffer
 	cmd.Stderr = &errBuf
