@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"strings"
 
@@ -16,34 +15,6 @@ import (
 	"github.com/qatclip/qatclip/train"
 )
 
-// RandomCheckpoint returns seeded random weights for cfg: LayerNorm
-// weights near 1, logit_scale at cfg.LogitScaleInit, matrices with
-// standard deviation 1/sqrt(fan-in) and everything else small.
-func RandomCheckpoint(cfg clip.Config, seed uint64) *clip.Checkpoint {
-	r := rand.New(rand.NewPCG(seed, 0x5eed))
-	ck := &clip.Checkpoint{Config: cfg, Path: "random", Layout: clip.LayoutHF, Weights: map[string][]float32{}}
-	for _, p := range clip.Params(cfg) {
-		data := make([]float32, p.Size())
-		switch {
-		case p.Name == "logit_scale":
-			data[0] = float32(cfg.LogitScaleInit)
-		case strings.Contains(p.Name, "norm") && p.Var == "weight":
-			for i := range data {
-				data[i] = 1 + 0.02*float32(r.NormFloat64())
-			}
-		default:
-			std := 0.02
-			if len(p.Shape) == 2 {
-				std = 1 / math.Sqrt(float64(p.Shape[1]))
-			}
-			for i := range data {
-				data[i] = float32(std * r.NormFloat64())
-			}
-		}
-		ck.Weights[p.Name] = data
-	}
-	return ck
-}
 
 // RandomInputs returns n seeded random images (standard normal pixels,
 // [n, C, S, S]) and token sequences of the full context length ([n, L]):
@@ -103,7 +74,7 @@ func newTrainer(o Options, cfg clip.Config, b backends.Backend) (*trainer, error
 	if err != nil {
 		return nil, err
 	}
-	tr, err := train.New(train.Options{Recipe: r, Backend: b, Model: RandomCheckpoint(cfg, o.Seed), Data: data, Log: o.Log, Progress: io.Discard})
+	tr, err := train.New(train.Options{Recipe: r, Backend: b, Model: clip.NewRandomCheckpoint(cfg, o.Seed), Data: data, Log: o.Log, Progress: io.Discard})
 	if err != nil {
 		if o.Precision != "f32" && strings.Contains(err.Error(), "precision") {
 			return nil, unsupportedf("precision %s: %v", o.Precision, err)
@@ -231,7 +202,7 @@ func Embed(opts Options) (Result, error) {
 	}
 	defer b.Finalize()
 	ctx := context.New()
-	if err := RandomCheckpoint(cfg, o.Seed).SetVariables(ctx); err != nil {
+	if err := clip.NewRandomCheckpoint(cfg, o.Seed).SetVariables(ctx); err != nil {
 		return res, err
 	}
 	qh, plan, err := clip.QuantHook(r, cfg)
