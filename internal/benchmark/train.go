@@ -15,7 +15,6 @@ import (
 	"github.com/qatclip/qatclip/train"
 )
 
-
 // RandomInputs returns n seeded random images (standard normal pixels,
 // [n, C, S, S]) and token sequences of the full context length ([n, L]):
 // random ids below the end-of-text id, which appears once per row at a
