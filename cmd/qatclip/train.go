@@ -6,16 +6,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/qatclip/qatclip/data"
-	"github.com/qatclip/qatclip/data/tokenizer"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/qatclip/qatclip/eval/pipeline"
+	"github.com/qatclip/qatclip/eval/report"
 	"github.com/qatclip/qatclip/internal/backend"
 	"github.com/qatclip/qatclip/internal/npy"
+	"github.com/qatclip/qatclip/layers"
 	"github.com/qatclip/qatclip/layers/clip"
 	"github.com/qatclip/qatclip/recipes"
 	"github.com/qatclip/qatclip/train"
+	"github.com/qatclip/qatclip/train/demo"
 	"github.com/spf13/cobra"
 )
 
@@ -48,6 +50,9 @@ writes to the run folder --out:
   checkpoints/step-N/    model, optimizer and quantizer state, data position
                          (written atomically, with SHA-256 checksums)
   model/                 the trained student as an HF folder (after the last epoch)
+  epoch-NNN/             the reliability report (report.json, report.md, plots)
+                         of each evaluated epoch on eval.id / eval.ood, with
+                         the float starting model beside it (--no-eval skips)
   lock                   held while training: a second trainer on RUN refuses
 --resume continues from the newest valid checkpoint (a corrupt one is skipped
 with a warning) and reaches the same weights as an uninterrupted run.
@@ -113,11 +118,18 @@ func runTrain(logw io.Writer, f trainFlags) error {
 		return err
 	}
 	var epochEnd train.EpochEndFunc
+	var t *train.Trainer
 	if !f.noEval && r.Eval.ID.Path != "" {
-		// The reliability evaluator plugs in here once it reads data sets.
-		fmt.Fprintln(logw, "note: end-of-epoch evaluation is not available in qatclip train yet; evaluate the saved model with qatclip eval")
+		ev, base, err := openEpochEval(logw, r, ck, be, f)
+		if err != nil {
+			return err
+		}
+		defer ev.Close()
+		epochEnd = epochEvalHook(logw, ev, r, ck.Config, func() layers.Hook { return t.Hook() }, f.out, base)
+	} else if !f.noEval {
+		fmt.Fprintf(logw, "note: recipe %s has no eval.id.path: no end-of-epoch evaluation\n", r.Source())
 	}
-	t, err := train.New(train.Options{
+	t, err = train.New(train.Options{
 		Recipe: r, Backend: be, Model: ck, Data: data, RunDir: f.out, Resume: f.resume, NoEval: f.noEval,
 		EpochEnd: epochEnd, ClassHead: head, Log: logw, Progress: logw, LogEvery: f.logEvery, MaxSteps: f.maxSteps,
 	})
@@ -158,7 +170,12 @@ func openTrainData(r *recipes.Recipe, ck *clip.Checkpoint, be backends.Backend, 
 	}
 	where := func(name string) string { return filepath.Join(dir, name) }
 	if _, err := os.Stat(where("pixel_values.npy")); err != nil {
-		return openTrainLoader(r, ck, be, f)
+		d, head, err := openTrainLoader(r, ck, be, f)
+		if oe := (*train.OpenError)(nil); errors.As(err, &oe) {
+			// Neither layout: say what either needs.
+			return nil, nil, fmt.Errorf("train.data.path %s: no pixel_values.npy (preprocessed arrays), and not a data set: %w", dir, oe.Err)
+		}
+		return d, head, err
 	}
 	pix, err := npy.ReadFile(where("pixel_values.npy"))
 	if err != nil {
@@ -221,77 +238,66 @@ func openTrainData(r *recipes.Recipe, ck *clip.Checkpoint, be backends.Backend, 
 	return d, head, nil
 }
 
-// openTrainLoader reads train.data.path as a data set through a data.Loader.
+// openTrainLoader reads train.data.path as a data set through a data.Loader
+// (train.OpenLoaderData), with the --vocab tokenizer or the model folder's.
 func openTrainLoader(r *recipes.Recipe, ck *clip.Checkpoint, be backends.Backend, f trainFlags) (train.Batches, []float32, error) {
-	cfg := ck.Config
-	d := r.Train.Data
-	opts := data.SourceOptions{Split: d.Split}
-	// Column names the recipe gives explicitly; the rest are detected.
-	if r.Given("train.data.image_column") {
-		opts.ImageColumn = d.ImageColumn
-	}
-	if r.Given("train.data.text_column") {
-		opts.TextColumn = d.TextColumn
-	}
-	if r.Given("train.data.label_column") {
-		opts.LabelColumn = d.LabelColumn
-	}
-	src, err := data.Open(d.Path, opts)
+	d, head, err := train.OpenLoaderData(r, ck, be, train.LoaderOptions{Vocab: f.vocab, Workers: f.workers})
 	if err != nil {
-		return nil, nil, fmt.Errorf("train.data.path: %w", err)
+		return nil, nil, err
 	}
-	if src.Columns().Text == "" {
-		return nil, nil, fmt.Errorf("train.data.path %s: no caption column (columns: %s); set train.data.text_column", d.Path, columnNames(src))
-	}
-	tok, err := clip.LoadTokenizer(f.vocab, r.Model.Source)
-	if err != nil {
-		return nil, nil, fmt.Errorf("train: tokenizer: %w", err)
-	}
-	pre := data.DefaultPreprocessConfig()
-	pre.Size = cfg.Vision.ImageSize
-	l, err := data.NewLoader(src, data.LoaderConfig{
-		BatchSize: r.Train.BatchSize, Preprocess: pre, Tokenizer: tok,
-		Tokenize: tokenizer.Options{ContextLength: cfg.Text.MaxPositionEmbeddings, Truncate: true},
-		Workers:  f.workers, Shuffle: true, Seed: uint64(r.Train.Seed), DropLast: true,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("train.data.path %s: %w", d.Path, err)
-	}
-	batches, err := train.NewLoaderData(l)
-	if err != nil {
-		return nil, nil, fmt.Errorf("train.data.path %s: %w", d.Path, err)
-	}
-	var head []float32
-	if r.Train.Loss.Classification > 0 {
-		names := src.ClassNames()
-		if len(names) == 0 {
-			return nil, nil, fmt.Errorf("train.loss.classification: %s has no class names (ClassLabel feature)", d.Path)
-		}
-		texts := make([]string, len(names))
-		for i, n := range names {
-			texts[i] = "a photo of a " + n + "."
-		}
-		seq := cfg.Text.MaxPositionEmbeddings
-		rows, err := tok.Tokenize(texts, tokenizer.Options{ContextLength: seq, Truncate: true})
-		if err != nil {
-			return nil, nil, fmt.Errorf("train.loss.classification: %w", err)
-		}
-		ids := make([]int32, 0, len(rows)*seq)
-		for _, row := range rows {
-			ids = append(ids, row...)
-		}
-		if head, err = train.ZeroShotHead(be, ck, ids, len(names), 1, seq); err != nil {
-			return nil, nil, err
-		}
-	}
-	return batches, head, nil
+	return d, head, nil
 }
 
-// columnNames lists a source's columns for error messages.
-func columnNames(src *data.Source) string {
-	var names []string
-	for _, f := range src.Schema().Fields() {
-		names = append(names, f.Name)
+// openEpochEval opens the recipe's evaluation sets for the end-of-epoch
+// evaluation and evaluates the float starting model once, as the baseline
+// of every epoch's report.
+func openEpochEval(logw io.Writer, r *recipes.Recipe, ck *clip.Checkpoint, be backends.Backend, f trainFlags) (*pipeline.Evaluator, *pipeline.Evaluation, error) {
+	opts, err := pipeline.FromRecipe(r.Eval)
+	if err != nil {
+		return nil, nil, fmt.Errorf("recipe %s: %w", r.Source(), err)
 	}
-	return strings.Join(names, ", ")
+	opts.ID.Name = filepath.Base(filepath.Clean(opts.ID.Path))
+	opts.Backend, opts.Log, opts.Workers = be, logw, f.workers
+	opts.CacheDir = filepath.Join(f.out, ".cache")
+	if opts.Tokenizer, err = clip.LoadTokenizer(f.vocab, r.Model.Source); err != nil {
+		return nil, nil, fmt.Errorf("train: end-of-epoch evaluation: tokenizer: %w (or pass --no-eval)", err)
+	}
+	ev, err := pipeline.New(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: end-of-epoch evaluation: %w (or pass --no-eval)", err)
+	}
+	ctx := context.New()
+	if err := ck.SetVariables(ctx); err != nil {
+		ev.Close()
+		return nil, nil, err
+	}
+	fmt.Fprintln(logw, "evaluating the float starting model (the baseline of the epoch reports)")
+	base, err := ev.Evaluate(pipeline.Model{Label: "float", Identity: report.Identity{Name: "float", Path: ck.Path}, Config: ck.Config, Context: ctx})
+	if err != nil {
+		ev.Close()
+		return nil, nil, fmt.Errorf("train: baseline evaluation: %w", err)
+	}
+	return ev, base, nil
+}
+
+// epochEvalHook returns the trainer's end-of-epoch hook: it evaluates the
+// student (fake-quantized by hook(), read once the trainer exists), writes
+// the report to RUN/epoch-NNN with the float baseline beside it, prints a
+// comparison table and returns the metrics for metrics.jsonl and the
+// checkpoint.
+func epochEvalHook(logw io.Writer, ev *pipeline.Evaluator, r *recipes.Recipe, cfg clip.Config, hook func() layers.Hook, out string, base *pipeline.Evaluation) train.EpochEndFunc {
+	var inner func(*context.Context, int) (map[string]float64, error)
+	baseMetrics := pipeline.Scalars(base.Column.Result)
+	return func(ctx *context.Context, epoch int) (map[string]float64, error) {
+		if inner == nil {
+			inner = ev.EpochHook(cfg, hook(), pipeline.HookKey(r), r.Name, out, base)
+		}
+		m, err := inner(ctx, epoch)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(logw, "epoch %d evaluation (report in %s):\n%s", epoch, filepath.Join(out, fmt.Sprintf("epoch-%03d", epoch)),
+			demo.FormatTable([]demo.Row{{Label: "float (start)", Metrics: baseMetrics}, {Label: r.Name, Metrics: m}}))
+		return m, nil
+	}
 }
