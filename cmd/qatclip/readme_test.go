@@ -13,7 +13,7 @@ import (
 // readmeTestFlags are added to a README command when the test runs it, so
 // that a command meant to take minutes (the demo) runs at test size.
 var readmeTestFlags = map[string][]string{
-	"demo": {"--quick"},
+	"demo": {"--n", "64", "--float-epochs", "1", "--qat-epochs", "1", "--backend", "go"},
 }
 
 // runnableCommands returns the "go run ./cmd/qatclip ..." lines of the
