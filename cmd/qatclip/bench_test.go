@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -11,16 +10,7 @@ import (
 // runBenchCmd runs `qatclip bench args...` and returns stdout, stderr and
 // the error.
 func runBenchCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	cmd := newBenchCmd()
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage = true
-	cmd.SilenceErrors = true
-	err = cmd.Execute()
-	return out.String(), errOut.String(), err
+	return execSeparate(t, newBenchCmd, args...)
 }
 
 // benchJSON parses the single JSON line of a bench run.

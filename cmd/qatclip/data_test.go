@@ -16,16 +16,7 @@ import (
 
 // runData runs `qatclip data args...` and returns its output.
 func runData(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := newDataCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage = true
-	cmd.SilenceErrors = true
-	err := cmd.Execute()
-	return out.String(), err
+	return execCombined(t, newDataCmd, args...)
 }
 
 func TestDataSynthInspect(t *testing.T) {

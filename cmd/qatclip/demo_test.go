@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -14,16 +13,7 @@ import (
 
 // runDemoCmd runs `qatclip demo args...` and returns its output and error.
 func runDemoCmd(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := newDemoCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage = true
-	cmd.SilenceErrors = true
-	err := cmd.Execute()
-	return out.String(), err
+	return execCombined(t, newDemoCmd, args...)
 }
 
 // TestDemoCommandRefusesFolders checks --out handling before any work.

@@ -19,17 +19,7 @@ import (
 
 // runEmbedCmd runs `qatclip embed args...` and returns its error and log.
 func runEmbedCmd(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	t.Setenv("QATCLIP_BACKEND", "go")
-	cmd := newEmbedCmd()
-	var log bytes.Buffer
-	cmd.SetOut(&log)
-	cmd.SetErr(&log)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage = true
-	cmd.SilenceErrors = true
-	err := cmd.Execute()
-	return log.String(), err
+	return execCombined(t, newEmbedCmd, args...)
 }
 
 // compareNpy checks that got and want .npy files agree within tol.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
@@ -20,17 +19,7 @@ import (
 // runEvalCmd runs `qatclip eval args...` on the pure-Go backend and
 // returns its log and error.
 func runEvalCmd(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	t.Setenv("QATCLIP_BACKEND", "go")
-	cmd := newEvalCmd()
-	var log bytes.Buffer
-	cmd.SetOut(&log)
-	cmd.SetErr(&log)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage = true
-	cmd.SilenceErrors = true
-	err := cmd.Execute()
-	return log.String(), err
+	return execCombined(t, newEvalCmd, args...)
 }
 
 // evalFixture writes a tiny random CLIP (32-pixel images, the fixture

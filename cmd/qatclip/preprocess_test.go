@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"os"
@@ -16,15 +15,8 @@ import (
 
 // runPreprocessCmd runs `qatclip preprocess args...` and returns the error.
 func runPreprocessCmd(t *testing.T, args ...string) error {
-	t.Helper()
-	cmd := newPreprocessCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage = true
-	cmd.SilenceErrors = true
-	return cmd.Execute()
+	_, err := execCombined(t, newPreprocessCmd, args...)
+	return err
 }
 
 // readPreprocessNpy reads a float32 .npy written by the command.

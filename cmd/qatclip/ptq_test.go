@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,15 +18,7 @@ import (
 // runQatclip runs one subcommand (ptq, export or embed) with args on the
 // pure-Go backend and returns its combined output and error.
 func runQatclip(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	t.Setenv("QATCLIP_BACKEND", "go")
-	cmd := newRootCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
-	return out.String(), err
+	return execCombined(t, newRootCmd, args...)
 }
 
 // fixtureModel is the small HF model committed with layers/clip.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,16 +14,7 @@ import (
 // runRecipe runs `qatclip recipe args...` and returns stdout, stderr and
 // the error.
 func runRecipe(t *testing.T, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	cmd := newRecipeCmd()
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage = true
-	cmd.SilenceErrors = true
-	err = cmd.Execute()
-	return out.String(), errOut.String(), err
+	return execSeparate(t, newRecipeCmd, args...)
 }
 
 func TestRecipeValidateShipped(t *testing.T) {

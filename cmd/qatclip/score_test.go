@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"os"
@@ -15,14 +14,7 @@ import (
 
 // runScoreCmd runs `qatclip score args...` and returns its stdout.
 func runScoreCmd(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := newScoreCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
-	return out.String(), err
+	return execCombined(t, newScoreCmd, args...)
 }
 
 func TestScoreGolden(t *testing.T) {

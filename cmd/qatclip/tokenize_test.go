@@ -18,14 +18,8 @@ import (
 // decoded, or the error.
 func runTokenize(t *testing.T, args ...string) ([]tokenizeRecord, error) {
 	t.Helper()
-	cmd := newTokenizeCmd()
 	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage = true
-	cmd.SilenceErrors = true
-	if err := cmd.Execute(); err != nil {
+	if err := execCmd(t, newTokenizeCmd, &out, &out, args...); err != nil {
 		return nil, err
 	}
 	var recs []tokenizeRecord

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -96,16 +95,7 @@ train:
 
 // runTrainCmd runs `qatclip train args...` and returns its log and error.
 func runTrainCmd(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := newTrainCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage = true
-	cmd.SilenceErrors = true
-	err := cmd.Execute()
-	return out.String(), err
+	return execCombined(t, newTrainCmd, args...)
 }
 
 func TestTrainCommand(t *testing.T) {
