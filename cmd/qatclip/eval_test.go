@@ -40,23 +40,7 @@ func evalFixture(t *testing.T) (model, shapes, vocab string) {
 		NumHiddenLayers: 1, MaxPositionEmbeddings: 24, HiddenAct: "quick_gelu", LayerNormEps: 1e-5,
 		BosTokenID: tok.StartID(), EosTokenID: tok.EndID()}
 	cfg.ProjectionDim = 16
-	r := rand.New(rand.NewPCG(3, 4))
-	ck := &clip.Checkpoint{Config: cfg, Path: "random", Weights: map[string][]float32{}}
-	for _, p := range clip.Params(cfg) {
-		w := make([]float32, p.Size())
-		for i := range w {
-			w[i] = float32(0.2 * r.NormFloat64())
-		}
-		if strings.Contains(p.Name, "norm") && p.Var == "weight" {
-			for i := range w {
-				w[i] += 1
-			}
-		}
-		if p.Name == "logit_scale" {
-			w[0] = 2.6592
-		}
-		ck.Weights[p.Name] = w
-	}
+	ck := clip.NewRandomCheckpoint(cfg, 3)
 	ctx := context.New()
 	if err := ck.SetVariables(ctx); err != nil {
 		t.Fatal(err)

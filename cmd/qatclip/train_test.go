@@ -24,23 +24,8 @@ func trainFixture(t *testing.T) string {
 	cfg.Text = clip.TextConfig{VocabSize: 50, HiddenSize: 16, IntermediateSize: 24, NumAttentionHeads: 2, NumHiddenLayers: 1,
 		MaxPositionEmbeddings: 6, HiddenAct: "quick_gelu", LayerNormEps: 1e-5, BosTokenID: 48, EosTokenID: 49}
 	cfg.ProjectionDim = 8
+	ck := clip.NewRandomCheckpoint(cfg, 1)
 	r := rand.New(rand.NewPCG(1, 2))
-	ck := &clip.Checkpoint{Config: cfg, Path: "random", Weights: map[string][]float32{}}
-	for _, p := range clip.Params(cfg) {
-		data := make([]float32, p.Size())
-		for i := range data {
-			data[i] = float32(0.2 * r.NormFloat64())
-		}
-		if strings.Contains(p.Name, "norm") && p.Var == "weight" {
-			for i := range data {
-				data[i] += 1
-			}
-		}
-		if p.Name == "logit_scale" {
-			data[0] = 2.6592
-		}
-		ck.Weights[p.Name] = data
-	}
 	ctx := context.New()
 	if err := ck.SetVariables(ctx); err != nil {
 		t.Fatal(err)
