@@ -20,6 +20,7 @@
 //	OUT/models/qat/          the QAT student as an HF folder, with its tokenizer
 //	OUT/reports/{float,ptq,qat}/  report.json, report.md and plots of each model
 //	OUT/summary.md           the comparison table
+//	OUT/templates.txt        the prompt templates, for qatclip eval --templates
 package demo
 
 import (
@@ -362,6 +363,10 @@ func (r *runner) learnVocabulary() error {
 		return fmt.Errorf("demo: no training caption names its shape, so there are no prompt templates")
 	}
 	slices.Sort(r.templates)
+	tplPath := filepath.Join(r.o.Out, "templates.txt")
+	if err := os.WriteFile(tplPath, []byte(strings.Join(r.templates, "\n")+"\n"), 0o644); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	texts := append(slices.Clone(r.captions), pipeline.Prompts(r.classes, r.templates)...)
 	r.merges = tokenizer.LearnMerges(texts, r.o.Merges)
 	if r.tok, err = tokenizer.FromMerges("demo vocabulary", r.merges); err != nil {

@@ -62,7 +62,7 @@ func TestRunTiny(t *testing.T) {
 		}
 	}
 	for _, f := range []string{
-		MarkerFile, "summary.md", "data/shapes/test", "data/shapes/ood",
+		MarkerFile, "summary.md", "templates.txt", "data/shapes/test", "data/shapes/ood",
 		"models/float/config.json", "models/float/model.safetensors", "models/float/vocab.json", "models/float/merges.txt",
 		"models/qat/config.json", "runs/float/metrics.jsonl", "runs/ptq/recipe.yaml", "runs/qat/metrics.jsonl",
 		"runs/qat/epoch-000/report.json",
