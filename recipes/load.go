@@ -92,17 +92,23 @@ func (r *Recipe) fillDefaults(base string, nulls map[string]bool) {
 	if _, given := r.origins["name"]; !given {
 		r.Name = base
 	}
-	for i := range r.Eval.OOD {
-		if _, given := r.origins[fmt.Sprintf("eval.ood[%d].image_column", i)]; !given {
-			r.Eval.OOD[i].ImageColumn = "image"
-		}
-	}
+	r.fillListDefaults()
 	if _, given := r.origins["smoothquant"]; given && !nulls["smoothquant"] && r.SmoothQuant == nil {
 		r.SmoothQuant = &SmoothQuant{}
 	}
 	if r.SmoothQuant != nil {
 		if _, given := r.origins["smoothquant.alpha"]; !given {
 			r.SmoothQuant.Alpha = 0.5
+		}
+	}
+}
+
+// fillListDefaults sets the defaults of list elements whose keys neither
+// the file nor a --set gave (each eval.ood entry's image_column).
+func (r *Recipe) fillListDefaults() {
+	for i := range r.Eval.OOD {
+		if _, given := r.origins[fmt.Sprintf("eval.ood[%d].image_column", i)]; !given {
+			r.Eval.OOD[i].ImageColumn = "image"
 		}
 	}
 }
@@ -128,6 +134,7 @@ func (r *Recipe) Apply(overrides []string) error {
 			return err
 		}
 	}
+	r.fillListDefaults()
 	for i := range r.Quantization.Overrides {
 		o := &r.Quantization.Overrides[i]
 		if o.Weights == nil {

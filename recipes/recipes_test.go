@@ -640,3 +640,22 @@ func TestModulesOf(t *testing.T) {
 		t.Errorf("ModulesOf differs from the hand-made list:\n%v\n%v", got, clipTiny())
 	}
 }
+
+// TestSetListFillsDefaults: a list set whole with --set gets the same
+// per-element defaults as one written in the file.
+func TestSetListFillsDefaults(t *testing.T) {
+	r, err := Load("w8a8-lsq.yaml", "eval.id.path=/data/val", "eval.ood=[{name: sun, path: /data/sun}]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Eval.OOD) != 1 || r.Eval.OOD[0].ImageColumn != "image" {
+		t.Fatalf("eval.ood = %+v, want one set with image_column \"image\"", r.Eval.OOD)
+	}
+	r, err = Load("w8a8-lsq.yaml", "eval.id.path=/data/val", "eval.ood=[{name: sun, path: /data/sun, image_column: img}]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Eval.OOD[0].ImageColumn != "img" {
+		t.Fatalf("image_column = %q, want the given \"img\"", r.Eval.OOD[0].ImageColumn)
+	}
+}
