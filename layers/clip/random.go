@@ -9,8 +9,10 @@ import (
 // NewRandomCheckpoint returns a checkpoint of randomly initialised weights
 // for cfg, the starting point of a model trained from scratch (the demo,
 // tests, benchmarks): LayerNorm weights near 1 and biases near 0, Linear
-// and projection weights normal with std 1/sqrt(fan_in), embeddings normal
-// with std 0.2, logit_scale at cfg.LogitScaleInit. The same seed gives the
+// and projection weights and the patch convolution normal with std
+// 1/sqrt(fan_in) (fan_in = the product of all but the first dimension),
+// token/position/class embeddings normal with std 0.2, logit_scale at
+// cfg.LogitScaleInit. The same seed gives the
 // same weights.
 func NewRandomCheckpoint(cfg Config, seed uint64) *Checkpoint {
 	r := rand.New(rand.NewPCG(seed, 7))
@@ -26,8 +28,12 @@ func NewRandomCheckpoint(cfg Config, seed uint64) *Checkpoint {
 			}
 		default:
 			std := 0.2
-			if len(p.Shape) == 2 && !strings.Contains(p.Name, "embedding") {
-				std = 1 / math.Sqrt(float64(p.Shape[1]))
+			if len(p.Shape) >= 2 && (!strings.Contains(p.Name, "embedding") || strings.Contains(p.Name, "patch_embedding")) {
+				fanIn := 1
+				for _, d := range p.Shape[1:] {
+					fanIn *= d
+				}
+				std = 1 / math.Sqrt(float64(fanIn))
 			}
 			for i := range data {
 				data[i] = float32(std * r.NormFloat64())

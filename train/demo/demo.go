@@ -507,7 +507,6 @@ func (r *runner) trainFloat() (Model, *pipeline.Evaluation, error) {
 		return Model{}, nil, err
 	}
 	ck := clip.NewRandomCheckpoint(cfg, o.Seed)
-	scalePatchEmbedding(ck)
 	var last *pipeline.Evaluation
 	noHook := func() layers.Hook { return nil }
 	runDir := filepath.Join(o.Out, "runs", "float")
@@ -739,31 +738,3 @@ func OrthonormalHead(c, d int, seed uint64) ([]float32, error) {
 	return out, nil
 }
 
-// patchEmbedding is the HF name of the vision tower's patch convolution.
-const patchEmbedding = "vision_model.embeddings.patch_embedding.weight"
-
-// scalePatchEmbedding rescales the random patch convolution [D, C, P, P]
-// to std 1/sqrt(C*P*P), the fan-in scaling of the other Linear weights:
-// clip.NewRandomCheckpoint draws it with the embeddings' std 0.2, which
-// makes the patch content about sqrt(C*P*P)/5 times larger than the
-// position embeddings and hides where a patch is, which shapes need.
-func scalePatchEmbedding(ck *clip.Checkpoint) {
-	w := ck.Weights[patchEmbedding]
-	v := ck.Config.Vision
-	fanIn := v.NumChannels * v.PatchSize * v.PatchSize
-	if len(w) == 0 || fanIn == 0 {
-		return
-	}
-	var ss float64
-	for _, x := range w {
-		ss += float64(x) * float64(x)
-	}
-	std := math.Sqrt(ss / float64(len(w)))
-	if std == 0 {
-		return
-	}
-	f := float32(1 / math.Sqrt(float64(fanIn)) / std)
-	for i := range w {
-		w[i] *= f
-	}
-}

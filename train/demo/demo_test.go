@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/qatclip/qatclip/internal/backend"
-	"github.com/qatclip/qatclip/layers/clip"
 )
 
 // tinyOptions shrinks the demo so that it runs in a few seconds.
@@ -240,24 +239,6 @@ func TestOrthonormalHead(t *testing.T) {
 	}
 	if _, err := OrthonormalHead(9, 8, 3); err == nil {
 		t.Error("9 classes in 8 dimensions: no error")
-	}
-}
-
-func TestScalePatchEmbedding(t *testing.T) {
-	cfg := clip.DefaultConfig()
-	cfg.Vision.PatchSize, cfg.Vision.ImageSize, cfg.Vision.HiddenSize = 4, 8, 16
-	ck := &clip.Checkpoint{Config: cfg, Weights: map[string][]float32{patchEmbedding: make([]float32, 16*3*4*4)}}
-	w := ck.Weights[patchEmbedding]
-	for i := range w {
-		w[i] = float32(i%7) - 3 // rms 2
-	}
-	scalePatchEmbedding(ck)
-	var ss float64
-	for _, x := range w {
-		ss += float64(x) * float64(x)
-	}
-	if got, want := math.Sqrt(ss/float64(len(w))), 1/math.Sqrt(48); math.Abs(got-want) > 1e-6 {
-		t.Errorf("rms %v, want 1/sqrt(48) = %v", got, want)
 	}
 }
 
