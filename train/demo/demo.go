@@ -737,4 +737,3 @@ func OrthonormalHead(c, d int, seed uint64) ([]float32, error) {
 	}
 	return out, nil
 }
-
