@@ -1,8 +1,8 @@
 package export
 
 import (
-	"errors"
 	"fmt"
+	"github.com/qatclip/qatclip/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -136,14 +136,14 @@ func WriteRun(dir string, r *recipes.Recipe, cfg clip.Config, ctx *context.Conte
 	if err != nil {
 		return "", fmt.Errorf("run %s: %w", dir, err)
 	}
-	if err := writeAtomic(filepath.Join(dir, RunRecipeFile), y); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, RunRecipeFile), y); err != nil {
 		return "", err
 	}
 	cj, err := cfg.JSON()
 	if err != nil {
 		return "", fmt.Errorf("run %s: %w", dir, err)
 	}
-	if err := writeAtomic(filepath.Join(dir, RunConfigFile), append(cj, '\n')); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, RunConfigFile), append(cj, '\n')); err != nil {
 		return "", err
 	}
 	prefix := "/" + ModelScope
@@ -151,23 +151,4 @@ func WriteRun(dir string, r *recipes.Recipe, cfg clip.Config, ctx *context.Conte
 		return v.Scope() == prefix || strings.HasPrefix(v.Scope(), prefix+"/")
 	}
 	return train.SaveCheckpoint(ctx, filepath.Join(dir, RunCheckpointsDir), m, keep)
-}
-
-// writeAtomic writes data to a temporary file beside path and renames it.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

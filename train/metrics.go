@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/qatclip/qatclip/internal/atomicfile"
 	"math"
 	"os"
 	"path/filepath"
@@ -102,7 +103,7 @@ func openMetrics(dir string, keepUpTo int) (*metricsLog, error) {
 			kept = append(kept, '\n')
 		}
 	}
-	if err := writeFileAtomic(path, kept); err != nil {
+	if err := atomicfile.WriteBytes(path, kept); err != nil {
 		return nil, fmt.Errorf("metrics %s: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
@@ -135,33 +136,6 @@ func (l *metricsLog) close() error {
 	}
 	l.f = nil
 	return err
-}
-
-// writeFileAtomic writes data to a temporary file beside path, fsyncs it
-// and renames it over path.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
 }
 
 // sortedKeys returns the keys of m in order.

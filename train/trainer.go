@@ -3,6 +3,7 @@ package train
 import (
 	"errors"
 	"fmt"
+	"github.com/qatclip/qatclip/internal/atomicfile"
 	"io"
 	"math"
 	"os"
@@ -182,7 +183,7 @@ func New(opts Options) (*Trainer, error) {
 		}
 		y, err := r.Marshal()
 		if err == nil {
-			err = writeFileAtomic(filepath.Join(opts.RunDir, RecipeFile), y)
+			err = atomicfile.WriteBytes(filepath.Join(opts.RunDir, RecipeFile), y)
 		}
 		if err != nil {
 			t.Close()

@@ -3,7 +3,7 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"github.com/qatclip/qatclip/internal/atomicfile"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -132,31 +132,8 @@ func WriteHF(dir string, merges [][2]string) error {
 		}
 		sb.WriteString(m[0] + " " + m[1] + "\n")
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "vocab.json"), vocab); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, "vocab.json"), vocab); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, "merges.txt"), []byte(sb.String()))
-}
-
-// writeFileAtomic writes data to path through a synced temporary file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteBytes(filepath.Join(dir, "merges.txt"), []byte(sb.String()))
 }

@@ -12,10 +12,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/qatclip/qatclip/internal/atomicfile"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -428,30 +428,8 @@ func Write(w io.Writer, a Array) error {
 // WriteFile writes a to path atomically: it writes a temporary file in the
 // same folder, syncs it and renames it over path.
 func WriteFile(path string, a Array) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("npy: write %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmpName)
-		return fmt.Errorf("npy: write %s: %w", path, err)
-	}
-	if err := Write(tmp, a); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmpName)
-		return fmt.Errorf("npy: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		os.Remove(tmpName)
-		return fmt.Errorf("npy: write %s: %w", path, err)
+	if err := atomicfile.Write(path, func(w io.Writer) error { return Write(w, a) }); err != nil {
+		return fmt.Errorf("npy: %w", err)
 	}
 	return nil
 }

@@ -2,8 +2,8 @@ package clip
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/qatclip/qatclip/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -591,27 +591,8 @@ func SaveHF(ctx *context.Context, cfg Config, dir string, extra ...safetensors.T
 	if err != nil {
 		return fmt.Errorf("save %s: %w", dir, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
 		return err
 	}
 	return safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), append(ts, extra...), map[string]string{"format": "pt"})
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
