@@ -248,6 +248,20 @@ func unsupportedf(format string, args ...any) error {
 }
 
 // newResult returns the fields every result of o has.
+// start fills the defaults of opts, resolves its model configuration and
+// returns the Result a benchmark of mode fills in.
+func (opts Options) start(mode string) (Options, clip.Config, Result, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return o, clip.Config{}, Result{}, err
+	}
+	cfg, name, err := o.model()
+	if err != nil {
+		return o, clip.Config{}, Result{}, err
+	}
+	return o, cfg, newResult(o, mode, name), nil
+}
+
 func newResult(o Options, mode, config string) Result {
 	return Result{
 		Impl: Impl, Mode: mode, Config: config, Precision: o.Precision,

@@ -70,15 +70,10 @@ func writeSynthDataset(dir string, rows int) error {
 // CompileS. ImagesPerS is the images delivered over the wall time of the
 // timed batches (the loader works ahead, so single waits vary widely).
 func Loader(opts Options) (Result, error) {
-	o, err := opts.withDefaults()
+	o, cfg, res, err := opts.start(ModeLoader)
 	if err != nil {
 		return Result{}, err
 	}
-	cfg, name, err := o.model()
-	if err != nil {
-		return Result{}, err
-	}
-	res := newResult(o, ModeLoader, name)
 	if o.Precision != "f32" {
 		return withError(res, unsupportedf("precision %s: the loader produces float32 pixels", o.Precision))
 	}

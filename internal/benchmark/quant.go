@@ -70,15 +70,10 @@ func (r *costRun) fwdBwdStep() error {
 // a whole training step (forward, backward and AdamW in one graph). The
 // ratios are quantized / float.
 func FakeQuantCost(opts Options) (Result, error) {
-	o, err := opts.withDefaults()
+	o, cfg, res, err := opts.start(ModeFakeQuantCost)
 	if err != nil {
 		return Result{}, err
 	}
-	cfg, name, err := o.model()
-	if err != nil {
-		return Result{}, err
-	}
-	res := newResult(o, ModeFakeQuantCost, name)
 	b, err := openBackend(o, &res)
 	if err != nil {
 		return res, err
@@ -128,7 +123,7 @@ func FakeQuantCost(opts Options) (Result, error) {
 	fl, qu := runs[0], runs[1]
 	res.Quant, res.Recipe = qu.t.quant, qu.t.name
 	fmt.Fprintf(o.Log, "bench quant: %s, float vs %s, batch %d, %d rounds of %d steps, on %s\n",
-		name, res.Quant, o.Batch, o.Rounds, o.Steps, res.Device)
+		res.Config, res.Quant, o.Batch, o.Rounds, o.Steps, res.Device)
 	for range o.Rounds {
 		for _, r := range runs {
 			var fb []sample

@@ -141,15 +141,10 @@ func runSteps(o Options, step func() error) (compile sample, timed []sample, err
 // quantizers. An unsupported configuration (bf16) returns a Result with
 // Error set and an error wrapping ErrUnsupported.
 func Train(opts Options) (Result, error) {
-	o, err := opts.withDefaults()
+	o, cfg, res, err := opts.start(ModeTrain)
 	if err != nil {
 		return Result{}, err
 	}
-	cfg, name, err := o.model()
-	if err != nil {
-		return Result{}, err
-	}
-	res := newResult(o, ModeTrain, name)
 	b, err := openBackend(o, &res)
 	if err != nil {
 		return res, err
@@ -161,7 +156,7 @@ func Train(opts Options) (Result, error) {
 	}
 	defer t.tr.Close()
 	res.Quant, res.Recipe = t.quant, t.name
-	fmt.Fprintf(o.Log, "bench train: %s, %s, batch %d, on %s\n", name, t.quant, o.Batch, res.Device)
+	fmt.Fprintf(o.Log, "bench train: %s, %s, batch %d, on %s\n", res.Config, t.quant, o.Batch, res.Device)
 	compile, timed, err := runSteps(o, t.step)
 	if err != nil {
 		return res, fmt.Errorf("bench train: %w", err)
@@ -178,15 +173,10 @@ func Train(opts Options) (Result, error) {
 // (clip.Embedder.ImageFeatures) on one batch, fake-quantized by the recipe
 // (its quantizers first calibrate on the batch) or in float.
 func Embed(opts Options) (Result, error) {
-	o, err := opts.withDefaults()
+	o, cfg, res, err := opts.start(ModeEmbed)
 	if err != nil {
 		return Result{}, err
 	}
-	cfg, name, err := o.model()
-	if err != nil {
-		return Result{}, err
-	}
-	res := newResult(o, ModeEmbed, name)
 	r, err := loadRecipe(o)
 	if err != nil {
 		return res, err
@@ -218,7 +208,7 @@ func Embed(opts Options) (Result, error) {
 		return res, err
 	}
 	pixels, _ := RandomInputs(cfg, o.Batch, o.Seed)
-	fmt.Fprintf(o.Log, "bench embed: %s, %s, batch %d, on %s\n", name, res.Quant, o.Batch, res.Device)
+	fmt.Fprintf(o.Log, "bench embed: %s, %s, batch %d, on %s\n", res.Config, res.Quant, o.Batch, res.Device)
 	calibrated := hook == nil
 	compile, timed, err := runSteps(o, func() error {
 		if !calibrated {
