@@ -1,13 +1,13 @@
 package export
 
 import (
+	"github.com/qatclip/qatclip/internal/testutil/testbackend"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -20,13 +20,7 @@ import (
 
 // newBackend returns the pure-Go backend with sequential op scheduling.
 func newBackend(t testing.TB) backends.Backend {
-	t.Helper()
-	b, err := simplego.New("ops_sequential")
-	if err != nil {
-		t.Fatalf("simplego: %v", err)
-	}
-	t.Cleanup(b.Finalize)
-	return b
+	return testbackend.Go(t)
 }
 
 // fixtureModel is the small sharded HF model committed with layers/clip.

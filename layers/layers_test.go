@@ -1,24 +1,18 @@
 package layers
 
 import (
+	"github.com/qatclip/qatclip/internal/testutil/testbackend"
 	"math"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
 func newBackend(t testing.TB) backends.Backend {
-	t.Helper()
-	b, err := simplego.New("ops_sequential")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Finalize)
-	return b
+	return testbackend.Go(t)
 }
 
 // run executes fn on a context with preset variables and returns the flat result.

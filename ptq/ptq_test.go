@@ -1,13 +1,13 @@
 package ptq
 
 import (
+	"github.com/qatclip/qatclip/internal/testutil/testbackend"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/qatclip/qatclip/internal/npy"
 	"github.com/qatclip/qatclip/internal/testutil"
@@ -17,13 +17,7 @@ import (
 )
 
 func newBackend(t testing.TB) backends.Backend {
-	t.Helper()
-	b, err := simplego.New("ops_sequential")
-	if err != nil {
-		t.Fatalf("simplego: %v", err)
-	}
-	t.Cleanup(b.Finalize)
-	return b
+	return testbackend.Go(t)
 }
 
 // loadModel loads a model folder into a new context and reads its

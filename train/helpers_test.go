@@ -3,6 +3,7 @@ package train
 import (
 	"bufio"
 	"encoding/json"
+	"github.com/qatclip/qatclip/internal/testutil/testbackend"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/qatclip/qatclip/internal/backend"
 	"github.com/qatclip/qatclip/layers/clip"
 	"github.com/qatclip/qatclip/recipes"
 )
@@ -104,12 +104,7 @@ func randomHead(classes, d int, seed uint64) []float32 {
 
 // goBackend opens the pure-Go backend.
 func goBackend(t testing.TB) backends.Backend {
-	t.Helper()
-	b, err := backend.Open("go", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testbackend.Go(t)
 }
 
 // Recipe fragments for tests.

@@ -1,13 +1,13 @@
 package clip
 
 import (
+	"github.com/qatclip/qatclip/internal/testutil/testbackend"
 	"math"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/qatclip/qatclip/internal/npy"
 	"github.com/qatclip/qatclip/internal/testutil"
@@ -17,13 +17,7 @@ import (
 // time as internal/backend configures it (the stock scheduler can deadlock
 // when several DotGeneral ops run at once).
 func newBackend(t testing.TB) backends.Backend {
-	t.Helper()
-	b, err := simplego.New("ops_sequential")
-	if err != nil {
-		t.Fatalf("simplego: %v", err)
-	}
-	t.Cleanup(b.Finalize)
-	return b
+	return testbackend.Go(t)
 }
 
 // readNpy reads a .npy file as float32 (or int32 for integer arrays).
