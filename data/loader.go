@@ -186,6 +186,7 @@ type Loader struct {
 	itemLen  int // float32 values per image
 	ctxLen   int
 	plan     *plan
+	rowBase  []int // first Source row of each shard
 	cache    *pixelCache
 	poolSize int
 
@@ -266,6 +267,10 @@ func NewLoader(src *Source, cfg LoaderConfig) (*Loader, error) {
 		return nil, fmt.Errorf("loader: labels requested but %s has no label column", src.Path())
 	}
 	l.shards = src.Shards()
+	l.rowBase = make([]int, len(l.shards))
+	for i := 1; i < len(l.shards); i++ {
+		l.rowBase[i] = l.rowBase[i-1] + l.shards[i-1].Rows
+	}
 	l.plan = newPlan(l.shards, cfg)
 	if l.plan.perRank == 0 {
 		return nil, fmt.Errorf("loader: %s has %d rows, fewer than the %d ranks", src.Path(), src.NumRows(), cfg.Ranks)
@@ -331,6 +336,10 @@ type Batch struct {
 	Labels []int32
 	// IDs names the N examples (Example.ID).
 	IDs []string
+	// Rows holds the N examples' row numbers in the Source, counting the
+	// rows of every shard in order (0 <= row < Source.NumRows()): the same
+	// example has the same row number in every epoch.
+	Rows []int
 	// N is the number of examples: BatchSize except, without DropLast, in
 	// the last batch of an epoch.
 	N int
@@ -420,6 +429,7 @@ func (l *Loader) newBuffer() *Batch {
 	b := &Batch{
 		loader:   l,
 		IDs:      make([]string, bs),
+		Rows:     make([]int, bs),
 		examples: make([]Example, bs),
 		slotErr:  make([]error, bs),
 		Size:     l.cfg.Preprocess.Size,
@@ -455,6 +465,7 @@ func (b *Batch) reset(epoch, step, n int) {
 	clear(b.IDs)
 	bs := l.cfg.BatchSize
 	b.IDs = b.IDs[:n:bs]
+	b.Rows = b.Rows[:n:bs]
 	if b.Pixels != nil {
 		b.Pixels = b.Pixels[: n*l.itemLen : bs*l.itemLen]
 	}

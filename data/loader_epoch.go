@@ -484,6 +484,7 @@ func (w *loaderWorker) run() {
 func (w *loaderWorker) process(b *Batch, j int, ex *Example) error {
 	l := w.l
 	b.IDs[j] = ex.ID
+	b.Rows[j] = l.rowBase[ex.Shard] + ex.Row
 	b.info.truncated[j], b.info.cacheHits[j] = 0, 0
 	if l.fields&FieldLabels != 0 {
 		if ex.Label < 0 {

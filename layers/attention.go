@@ -19,7 +19,9 @@ import (
 // Linears' own sites, the hook sees the scaled query at [SiteAttnQuery], the
 // key at [SiteAttnKey], the softmax output at [SiteAttnProbs] and the value
 // at [SiteAttnValue], each as [batch, seq, heads, head_dim] (probs as
-// [batch, heads, seq, seq]), with the context ctx.In(module).
+// [batch, heads, seq, seq]), with the context ctx.In(module). Both
+// attention products run in the context's matmul precision; the softmax
+// stays in the input's type.
 func Attention(ctx *context.Context, hook Hook, module string, x *graph.Node, heads int, causal bool) *graph.Node {
 	g := x.Graph()
 	batch, seq, width := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2)
@@ -34,7 +36,7 @@ func Attention(ctx *context.Context, hook Hook, module string, x *graph.Node, he
 	k = ApplyHook(hook, mctx, module, SiteAttnKey, k)
 
 	// scores[b, h, i, j] = sum_d q[b, i, h, d] k[b, j, h, d].
-	scores := graph.DotGeneral(q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2})
+	scores := dotGeneral(ctx, q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2})
 	if causal {
 		// Keep j <= i; elsewhere the lowest finite value, as HF's causal mask does.
 		rows := graph.Iota(g, shapes.Make(dtypes.Int32, seq, seq), 0)
@@ -49,7 +51,7 @@ func Attention(ctx *context.Context, hook Hook, module string, x *graph.Node, he
 	v = ApplyHook(hook, mctx, module, SiteAttnValue, v)
 
 	// out[b, h, i, d] = sum_j probs[b, h, i, j] v[b, j, h, d].
-	out := graph.DotGeneral(probs, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2})
+	out := dotGeneral(ctx, probs, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2})
 	out = graph.TransposeAllDims(out, 0, 2, 1, 3) // [batch, seq, heads, head_dim]
 	out = graph.Reshape(out, batch, seq, width)
 	return Linear(ctx, hook, module+".out_proj", out, width, true)

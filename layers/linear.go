@@ -16,7 +16,8 @@ import (
 //
 // Linear is the single place where quantizers act on weights and input
 // activations: it passes W through hook at [SiteWeight] and x at
-// [SiteInput], with the module's context and name.
+// [SiteInput], with the module's context and name. The product runs in
+// the context's matmul precision (see [ParamMatMulPrecision]).
 func Linear(ctx *context.Context, hook Hook, module string, x *graph.Node, outFeatures int, bias bool) *graph.Node {
 	g := x.Graph()
 	mctx := ctx.In(module)
@@ -24,7 +25,7 @@ func Linear(ctx *context.Context, hook Hook, module string, x *graph.Node, outFe
 	w := mctx.VariableWithShape("weight", shapes.Make(x.DType(), outFeatures, inFeatures)).ValueGraph(g)
 	w = ApplyHook(hook, mctx, module, SiteWeight, w)
 	x = ApplyHook(hook, mctx, module, SiteInput, x)
-	y := graph.DotGeneral(x, []int{-1}, nil, w, []int{1}, nil)
+	y := dotGeneral(ctx, x, []int{-1}, nil, w, []int{1}, nil)
 	if bias {
 		b := mctx.WithInitializer(initializers.Zero).
 			VariableWithShape("bias", shapes.Make(x.DType(), outFeatures)).ValueGraph(g)

@@ -163,8 +163,10 @@ type Train struct {
 	// Seed seeds initialisation, shuffling and every other random choice.
 	// Default 0.
 	Seed int `mapstructure:"seed"`
-	// TeacherCache caches the float teacher's embeddings on disk in the
-	// first epoch so later epochs skip the teacher forward. Default false.
+	// TeacherCache computes the float teacher's embeddings of every
+	// training example in one pass before the first step and stores them in
+	// the run folder, so that training steps skip the teacher's forward
+	// pass. Default false.
 	TeacherCache bool `mapstructure:"teacher_cache"`
 	// Checkpoint says when checkpoints are written and which are kept.
 	Checkpoint Checkpoint `mapstructure:"checkpoint"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 )
 
 // Batch is one batch of image-text pairs, already preprocessed.
@@ -19,6 +20,10 @@ type Batch struct {
 	Labels []int32
 	// N is the number of pairs.
 	N int
+	// Index holds the N examples' numbers in the data set (see
+	// [ExampleSet]): the same example has the same index in every epoch.
+	// Nil when the data does not number its examples.
+	Index []int
 }
 
 // SeqLen returns L, the token sequence length of the batch.
@@ -127,7 +132,13 @@ func (it *memoryIter) Next() (Batch, error) {
 	}
 	idx := it.order[it.next*d.batchSize : (it.next+1)*d.batchSize]
 	it.next++
-	b := Batch{N: len(idx), Pixels: make([]float32, 0, len(idx)*d.pixLen), InputIDs: make([]int32, 0, len(idx)*d.seqLen)}
+	return d.batch(idx), nil
+}
+
+// batch gathers the examples idx into a Batch.
+func (d *MemoryData) batch(idx []int) Batch {
+	b := Batch{N: len(idx), Pixels: make([]float32, 0, len(idx)*d.pixLen), InputIDs: make([]int32, 0, len(idx)*d.seqLen),
+		Index: slices.Clone(idx)}
 	if d.labels != nil {
 		b.Labels = make([]int32, 0, len(idx))
 	}
@@ -138,11 +149,52 @@ func (it *memoryIter) Next() (Batch, error) {
 			b.Labels = append(b.Labels, d.labels[i])
 		}
 	}
-	return b, nil
+	return b
 }
 
 // Close implements BatchIterator.
 func (it *memoryIter) Close() error { return nil }
+
+// NumExamples implements [ExampleSet]: examples are numbered in the order
+// NewMemoryData got them.
+func (d *MemoryData) NumExamples() int { return d.n }
+
+// Identity implements [ExampleSet]: the number of examples and a SHA-256
+// of their pixels, token ids and labels.
+func (d *MemoryData) Identity() (string, error) {
+	return fmt.Sprintf("memory: %d examples, sha256 %s", d.n, identityHash(d.pixels, d.ids, d.labels)), nil
+}
+
+// All implements [ExampleSet].
+func (d *MemoryData) All(batchSize int) (BatchIterator, error) {
+	if batchSize < 1 {
+		return nil, fmt.Errorf("memory data: batch size %d, want at least 1", batchSize)
+	}
+	return &memoryAllIter{d: d, batch: batchSize}, nil
+}
+
+// memoryAllIter iterates every example of a MemoryData in index order.
+type memoryAllIter struct {
+	d           *MemoryData
+	batch, next int
+}
+
+// Next implements BatchIterator.
+func (it *memoryAllIter) Next() (Batch, error) {
+	if it.next >= it.d.n {
+		return Batch{}, io.EOF
+	}
+	end := min(it.next+it.batch, it.d.n)
+	idx := make([]int, end-it.next)
+	for j := range idx {
+		idx[j] = it.next + j
+	}
+	it.next = end
+	return it.d.batch(idx), nil
+}
+
+// Close implements BatchIterator.
+func (it *memoryAllIter) Close() error { return nil }
 
 // errNoBatches is returned when an epoch has fewer batches than one optimizer step needs.
 var errNoBatches = errors.New("the data set has fewer batches than one optimizer step needs (train.grad_accum)")

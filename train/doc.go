@@ -19,7 +19,11 @@
 //
 // A run folder holds the resolved recipe (recipe.yaml), metrics.jsonl, a
 // lock file and checkpoints/step-NNNNNNNN folders, each written atomically
-// with a manifest of SHA-256 checksums (see [SaveCheckpoint]). A run
+// with a manifest of SHA-256 checksums (see [SaveCheckpoint]). With
+// train.teacher_cache it also holds teacher-cache/: the teacher's image
+// and text embeddings of every example of an [ExampleSet], computed by one
+// pass before the first step so the steps skip the teacher's forward (see
+// [TeacherCacheDir]). A run
 // resumed from its last checkpoint reaches the same weights as an
 // uninterrupted one, bit for bit on the pure-Go backend.
 //

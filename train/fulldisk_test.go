@@ -34,7 +34,7 @@ func TestTrainFullDiskChild(t *testing.T) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: limit, Max: limit}); err != nil {
 		t.Fatal(err)
 	}
-	o := killOptions(t, dir, 0)
+	o := killOptions(t, dir, 0, false)
 	o.Resume = true
 	tr := newTrainer(t, o)
 	if _, err := tr.Run(); err != nil {
@@ -51,7 +51,7 @@ func TestFullDiskDuringCheckpoint(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	dir := t.TempDir()
-	o := killOptions(t, dir, 0)
+	o := killOptions(t, dir, 0, false)
 	o.MaxSteps = 3
 	first := newTrainer(t, o)
 	if _, err := first.Run(); err != nil {
@@ -96,7 +96,7 @@ func TestFullDiskDuringCheckpoint(t *testing.T) {
 	if _, err := VerifyCheckpoint(before.Dir); err != nil {
 		t.Fatalf("previous checkpoint damaged: %v", err)
 	}
-	o = killOptions(t, dir, 0)
+	o = killOptions(t, dir, 0, false)
 	o.Resume = true
 	res, err := newTrainer(t, o).Run()
 	if err != nil {

@@ -1,26 +1,33 @@
 package train
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
-// killEnv names the run folder of the child process of TestKillAndResume.
-const killEnv = "QATCLIP_TRAIN_KILL_CHILD"
+// killEnv names the run folder of the child process of TestKillAndResume;
+// killCacheEnv, when "1", turns train.teacher_cache on in it.
+const (
+	killEnv      = "QATCLIP_TRAIN_KILL_CHILD"
+	killCacheEnv = "QATCLIP_TRAIN_KILL_TEACHER_CACHE"
+)
 
 // killOptions are the options of the run TestKillAndResume kills: 20
 // epochs of 2 steps, a checkpoint after every step, an end-of-epoch
-// callback that sleeps (child only) so the parent has time to kill.
-func killOptions(t *testing.T, dir string, sleep time.Duration) Options {
+// callback that sleeps (child only) so the parent has time to kill; cache
+// turns train.teacher_cache on.
+func killOptions(t *testing.T, dir string, sleep time.Duration, cache bool) Options {
 	cfg := tinyConfig()
-	r := parseRecipe(t, lsqQuant+`train:
+	r := parseRecipe(t, lsqQuant+fmt.Sprintf("train:\n  teacher_cache: %v\n", cache)+`
   epochs: 20
   batch_size: 8
   optimizer: {name: adamw, lr: 1e-3, weight_decay: 0.1, quantizer_lr: 1e-3}
@@ -41,7 +48,7 @@ func TestTrainKillChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process of TestKillAndResume")
 	}
-	tr := newTrainer(t, killOptions(t, dir, 25*time.Millisecond))
+	tr := newTrainer(t, killOptions(t, dir, 25*time.Millisecond, os.Getenv(killCacheEnv) == "1"))
 	if _, err := tr.Run(); err != nil {
 		t.Fatal(err)
 	}
@@ -49,14 +56,23 @@ func TestTrainKillChild(t *testing.T) {
 
 // TestKillAndResume kills a training process with SIGKILL in its third
 // epoch, resumes the run and checks that it ends with the weights,
-// optimizer state and metrics of an uninterrupted run.
+// optimizer state and metrics of an uninterrupted run; with
+// train.teacher_cache both runs read the teacher's embeddings from the
+// cache the killed process wrote.
 func TestKillAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
+	for _, cache := range []bool{false, true} {
+		t.Run(fmt.Sprintf("teacher_cache=%v", cache), func(t *testing.T) { killAndResume(t, cache) })
+	}
+}
+
+// killAndResume is TestKillAndResume with or without the teacher cache.
+func killAndResume(t *testing.T, cache bool) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestTrainKillChild$")
-	cmd.Env = append(os.Environ(), killEnv+"="+dir)
+	cmd.Env = append(os.Environ(), killEnv+"="+dir, fmt.Sprintf("%s=%d", killCacheEnv, btoi(cache)))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +102,10 @@ wait:
 	paths, _ := ListCheckpoints(filepath.Join(dir, CheckpointsDir))
 	t.Logf("killed=%v; checkpoints at the kill: %d, newest %s", killed, len(paths), filepath.Base(paths[len(paths)-1]))
 
-	o := killOptions(t, dir, 0)
+	o := killOptions(t, dir, 0, cache)
 	o.Resume = true
+	var log bytes.Buffer
+	o.Log = &log
 	tr := newTrainer(t, o)
 	res, err := tr.Run()
 	if err != nil {
@@ -96,8 +114,11 @@ wait:
 	if res.Steps != 40 {
 		t.Fatalf("resumed run ended at step %d", res.Steps)
 	}
+	if cache && !strings.Contains(log.String(), "teacher cache: loaded") {
+		t.Errorf("the resumed run did not load the killed run's teacher cache:\n%s", log.String())
+	}
 	straightDir := t.TempDir()
-	ts := newTrainer(t, killOptions(t, straightDir, 0))
+	ts := newTrainer(t, killOptions(t, straightDir, 0, cache))
 	if _, err := ts.Run(); err != nil {
 		t.Fatal(err)
 	}

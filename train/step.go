@@ -111,6 +111,10 @@ type stepKind struct {
 	apply bool
 	// scalesFrozen leaves learned quantizer parameters out of the update.
 	scalesFrozen bool
+	// teacherCached takes the teacher's image and text embeddings as the
+	// graph's last two inputs (train.teacher_cache) instead of running
+	// the teacher.
+	teacherCached bool
 }
 
 // stepInputs are the host values fed to a training graph besides the batch.
@@ -135,8 +139,10 @@ func (t *Trainer) features(ctx *context.Context, pixels, ids *Node, quantized bo
 }
 
 // losses builds the loss terms of one batch and returns the weighted total
-// and the terms in termNames order (zero for terms with weight 0).
-func (t *Trainer) losses(ctx *context.Context, pixels, ids, labels *Node) (*Node, [len(termNames)]*Node) {
+// and the terms in termNames order (zero for terms with weight 0). cached
+// is empty, or the teacher's image and text embeddings of the batch
+// (train.teacher_cache), which then replace the teacher's forward pass.
+func (t *Trainer) losses(ctx *context.Context, pixels, ids, labels *Node, cached ...*Node) (*Node, [len(termNames)]*Node) {
 	g := pixels.Graph()
 	lw := t.recipe.Train.Loss
 	mctx := ctx.In(ModelScope)
@@ -159,7 +165,12 @@ func (t *Trainer) losses(ctx *context.Context, pixels, ids, labels *Node) (*Node
 	}
 	if lw.Distill.Weight > 0 {
 		tctx := ctx.In(TeacherScope)
-		timg, ttxt := t.features(tctx, pixels, ids, false)
+		var timg, ttxt *Node
+		if len(cached) == 2 {
+			timg, ttxt = cached[0], cached[1]
+		} else {
+			timg, ttxt = t.features(tctx, pixels, ids, false)
+		}
 		timg, ttxt = StopGradient(timg), StopGradient(ttxt)
 		if lw.Distill.Kind == "features" {
 			terms[1] = DistillFeaturesLoss(timg, ttxt, img, txt)
@@ -220,14 +231,19 @@ func stateVar(ctx *context.Context, scope string, v *context.Variable, suffix st
 
 // stepGraph returns the graph function of a training step of kind k. Its
 // inputs are pixels [N,C,H,W], ids [N,L], labels [N] and the five scalars
-// of stepInputs; its output is the vector [total, terms..., grad_norm].
+// of stepInputs, then with k.teacherCached the teacher's image and text
+// embeddings [N,D]; its output is the vector [total, terms..., grad_norm].
 func (t *Trainer) stepGraph(k stepKind) func(ctx *context.Context, in []*Node) *Node {
 	return func(ctx *context.Context, in []*Node) *Node {
 		pixels, ids, labels := in[0], in[1], in[2]
 		lrW, lrQ, bc1, bc2, accumScale := in[3], in[4], in[5], in[6], in[7]
 		g := pixels.Graph()
 		ctx.SetTraining(g, true)
-		total, terms := t.losses(ctx, pixels, ids, labels)
+		var cached []*Node
+		if k.teacherCached {
+			cached = in[len(in)-2:]
+		}
+		total, terms := t.losses(ctx, pixels, ids, labels, cached...)
 		vars := t.trainedVariables(ctx, g, k.scalesFrozen)
 		params := make([]*Node, len(vars))
 		for i, v := range vars {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/qatclip/qatclip/internal/atomicfile"
+	"github.com/qatclip/qatclip/internal/backend"
 	"io"
 	"math"
 	"os"
@@ -72,6 +73,9 @@ type Options struct {
 	// MaxSteps stops Run after this many optimizer steps in all (as if
 	// the run were interrupted: no final checkpoint); 0 runs every epoch.
 	MaxSteps int
+	// OnStep, when set, is called after every optimizer step with where
+	// its time went (benchmarks and profiling use it).
+	OnStep func(StepTiming)
 }
 
 // Result summarises a Run.
@@ -111,6 +115,10 @@ type Trainer struct {
 	calib *context.Exec
 	// lifecycle is the quantizer state last set ("" before the first step).
 	lifecycle string
+	// teacherSHA fingerprints the teacher's weights (train.teacher_cache).
+	teacherSHA string
+	// teacher holds the cached teacher outputs once computed or loaded.
+	teacher *teacherCache
 }
 
 // New builds a trainer: it loads the starting weights into the student
@@ -124,8 +132,6 @@ func New(opts Options) (*Trainer, error) {
 		return nil, errors.New("train: no recipe")
 	case opts.Backend == nil:
 		return nil, errors.New("train: no backend")
-	case r.Train.Precision != "f32":
-		return nil, fmt.Errorf("recipe %s: train.precision %q is not supported yet: use \"f32\"", r.Source(), r.Train.Precision)
 	}
 	t := &Trainer{opts: opts, recipe: r, backend: opts.Backend, log: opts.Log, execs: map[stepKind]*context.Exec{}}
 	if t.log == nil {
@@ -161,10 +167,20 @@ func New(opts Options) (*Trainer, error) {
 		t.head = opts.ClassHead
 	}
 	if r.Train.TeacherCache {
-		fmt.Fprintln(t.log, "warning: train.teacher_cache is not implemented yet; the teacher runs in every step")
+		if r.Train.Loss.Distill.Weight == 0 {
+			fmt.Fprintln(t.log, "train.teacher_cache: no loss term runs the teacher (train.loss.distill.weight is 0); nothing to cache")
+		} else if t.teacherSHA, err = modelFingerprint(ck); err != nil {
+			return nil, err
+		}
 	}
 
 	t.ctx = context.New().Checked(false)
+	if err := layers.SetMatMulPrecision(t.ctx, r.Train.Precision); err != nil {
+		return nil, fmt.Errorf("recipe %s: train.precision: %w", r.Source(), err)
+	}
+	if backend.IsGo(opts.Backend) && r.Train.Precision == "bf16" {
+		fmt.Fprintln(t.log, "warning: train.precision bf16 on the pure-Go backend emulates bfloat16 matmuls, which is slower than f32 there; bf16 pays off on a GPU")
+	}
 	if err := ck.SetVariables(t.ctx.In(ModelScope)); err != nil {
 		return nil, err
 	}
@@ -467,6 +483,9 @@ func (t *Trainer) Run() (res *Result, err error) {
 			return nil, err
 		}
 	}
+	if err := t.prepareTeacherCache(); err != nil {
+		return nil, err
+	}
 	res.Steps, res.Epochs = pos.step, pos.epoch
 
 	logEvery := t.opts.LogEvery
@@ -506,16 +525,21 @@ func (t *Trainer) Run() (res *Result, err error) {
 		if err != nil {
 			return res, fmt.Errorf("epoch %d: %w", epoch, err)
 		}
-		for s := startBatch / accum; s < spe; s++ {
+		firstStep := startBatch / accum
+		feed := t.teacherFeed(it)
+		pf := t.prefetch(feed, epoch, firstStep*accum, (spe-firstStep)*accum)
+		for s := firstStep; s < spe; s++ {
+			stepStart := time.Now()
+			timing := StepTiming{Step: res.Steps + 1, Epoch: epoch}
 			step := res.Steps
 			scalesFrozen, err := t.setLifecycle(step, epoch)
 			if err != nil {
-				it.Close()
+				pf.close()
 				return res, err
 			}
 			factor, err := LRFactor(r.Train.Schedule.Name, r.Train.Schedule.WarmupSteps, step, total)
 			if err != nil {
-				it.Close()
+				pf.close()
 				return res, err
 			}
 			in := stepInputs{
@@ -527,44 +551,51 @@ func (t *Trainer) Run() (res *Result, err error) {
 			for micro := range accum {
 				bi := s*accum + micro
 				where := fmt.Sprintf("epoch %d batch %d", epoch, bi)
-				b, err := it.Next()
-				if err != nil {
-					it.Close()
-					if errors.Is(err, io.EOF) {
-						return res, fmt.Errorf("%s: the data ended early (NumBatches says %d)", where, t.opts.Data.NumBatches())
-					}
-					return res, fmt.Errorf("%s: %w", where, err)
+				t0 := time.Now()
+				b := pf.next()
+				timing.Data += time.Since(t0)
+				if b.err != nil {
+					pf.close()
+					return res, b.err
 				}
-				pixels, ids, labels, err := t.batchTensors(b, where)
+				args, err := feed.args(where, b.pixels, b.ids, b.labels, in.lrWeights, in.lrQuantizer, in.bc1, in.bc2, in.accumScale)
 				if err != nil {
-					it.Close()
+					pf.close()
 					return res, err
 				}
-				e, err := t.exec(stepKind{apply: micro == accum-1, scalesFrozen: scalesFrozen})
+				e, err := t.exec(stepKind{apply: micro == accum-1, scalesFrozen: scalesFrozen, teacherCached: t.teacher != nil})
 				if err != nil {
-					it.Close()
+					pf.close()
 					return res, err
 				}
-				outs, err := e.Exec(pixels, ids, labels, in.lrWeights, in.lrQuantizer, in.bc1, in.bc2, in.accumScale)
+				t0 = time.Now()
+				outs, err := e.Exec(args...)
+				timing.Exec += time.Since(t0)
 				if err != nil {
-					it.Close()
+					pf.close()
 					return res, fmt.Errorf("%s: training step: %w", where, err)
 				}
+				t0 = time.Now()
 				vals, err := stepOutputs(outs[0])
+				timing.Outputs += time.Since(t0)
+				b.release()
+				feed.release(args)
+				_ = outs[0].FinalizeAll()
 				if err != nil {
-					it.Close()
+					pf.close()
 					return res, err
 				}
 				for i, v := range vals[:numStepOutputs-1] {
 					sums[i] += v / float64(accum)
 				}
 				sums[numStepOutputs-1] = vals[numStepOutputs-1]
-				windowImages += b.N
+				windowImages += b.n
+				timing.Images += b.n
 			}
 			res.Steps++
 			res.Loss = sums[0]
 			if bad := nonFinite(sums); bad != "" {
-				it.Close()
+				pf.close()
 				last := res.LastCheckpoint
 				if last == "" {
 					last = "none (no checkpoint was written yet)"
@@ -588,34 +619,39 @@ func (t *Trainer) Run() (res *Result, err error) {
 				windowStart, windowImages = time.Now(), 0
 				if metrics != nil {
 					if err := metrics.write(rec); err != nil {
-						it.Close()
+						pf.close()
 						return res, err
 					}
 				}
 				prog.log(rec)
 			}
 			prog.step(rec)
+			timing.Wall = time.Since(stepStart)
+			if t.opts.OnStep != nil {
+				t.opts.OnStep(timing)
+			}
 			if every := r.Train.Checkpoint.EverySteps; every > 0 && res.Steps%every == 0 && !lastOfEpoch {
 				if err := saveCheckpoint(position{step: res.Steps, epoch: epoch, batch: (s + 1) * accum}, false, nil); err != nil {
-					it.Close()
+					pf.close()
 					return res, err
 				}
 			}
 			if t.opts.MaxSteps > 0 && res.Steps >= t.opts.MaxSteps && !lastOfEpoch {
-				it.Close()
+				pf.close()
 				res.Stopped = true
 				return res, nil
 			}
 		}
+		pf.stopReading()
 		if sum, ok := it.(interface{ Summary() string }); ok {
 			if line := sum.Summary(); line != "" {
 				fmt.Fprintf(t.log, "data %s\n", line)
 			}
 		}
-		it.Close()
+		pf.close()
 		var eval map[string]float64
 		if t.evalDue(epoch) {
-			if eval, err = t.opts.EpochEnd(t.Student(), epoch); err != nil {
+			if eval, err = t.evaluate(epoch); err != nil {
 				return res, fmt.Errorf("epoch %d evaluation: %w", epoch, err)
 			}
 			var parts []string
@@ -642,6 +678,17 @@ func (t *Trainer) Run() (res *Result, err error) {
 		}
 	}
 	return res, nil
+}
+
+// evaluate runs Options.EpochEnd on the student. It evaluates in float32
+// whatever train.precision is: the reliability figures describe the
+// quantized model, not bf16 rounding of its matmuls.
+func (t *Trainer) evaluate(epoch int) (map[string]float64, error) {
+	if err := layers.SetMatMulPrecision(t.ctx, "f32"); err != nil {
+		return nil, err
+	}
+	defer func() { _ = layers.SetMatMulPrecision(t.ctx, t.recipe.Train.Precision) }()
+	return t.opts.EpochEnd(t.Student(), epoch)
 }
 
 // termActive reports whether a loss term is computed under the recipe.

@@ -3,7 +3,8 @@
 // Names accepted by Open (from --backend or $QATCLIP_BACKEND):
 //
 //	go                  pure Go (backends/simplego); always available
-//	go:OPTIONS          pure Go with simplego options (e.g. go:parallelism=4)
+//	go:OPTIONS          pure Go with simplego options (e.g. go:parallelism=4), or
+//	                    plain for simplego without qatclip's matmul and sums
 //	xla:cuda, xla:cpu   XLA through a PJRT plugin found on PJRT_PLUGIN_LIBRARY_PATH
 //	xla:/abs/plugin.so  XLA through the PJRT plugin at that path
 //	auto (or empty)     xla with the first PJRT plugin found, else go
@@ -15,7 +16,10 @@
 //
 // Open also installs matmul-based gradients for Dot and DotGeneral (see
 // InstallFastGradients) and runs the pure-Go backend with sequential op
-// scheduling, which cannot deadlock with them.
+// scheduling, which cannot deadlock with them. On the pure-Go backend,
+// float32 DotGeneral runs on internal/gemm (a blocked, vectorised GEMM) and
+// float32 ReduceSum on a direct loop instead of simplego's kernels, unless
+// the plain option is given.
 package backend
 
 import (
@@ -24,11 +28,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/backends/stablehlo"
+
+	"github.com/qatclip/qatclip/internal/gemm"
 )
 
 // EnvVar is the environment variable read when no backend name is given.
@@ -39,6 +46,12 @@ const EnvVar = "QATCLIP_BACKEND"
 // and intra-op parallelism on one bounded worker pool, which can deadlock
 // when several large DotGeneral ops run at once.
 const DefaultGoOptions = "ops_sequential"
+
+// PlainOption, given among the go backend's options ("go:ops_sequential,plain"),
+// opens GoMLX's simplego as it is: float32 DotGeneral and ReduceSum then run
+// on simplego's own kernels instead of qatclip's (see goBackend). simplego's
+// dotgeneral_small, dotgeneral_large and dotgeneral_check options imply it.
+const PlainOption = "plain"
 
 // Open returns the backend named by name (see the package documentation),
 // writing one line to logw naming the backend and device (and, on fallback,
@@ -112,7 +125,10 @@ func Open(name string, logw io.Writer) (backends.Backend, error) {
 // Describe names a backend and its device in one short phrase, e.g.
 // "go (pure Go, 2 CPU cores)" or "xla (CUDA plugin, NVIDIA H100, 1 device)".
 func Describe(b backends.Backend) string {
-	if _, isGo := b.(*simplego.Backend); isGo {
+	switch gb := b.(type) {
+	case *goBackend:
+		return fmt.Sprintf("go (pure Go, %d CPU cores, %s matmul)", runtime.NumCPU(), gb.mul.Kernel())
+	case *simplego.Backend:
 		return fmt.Sprintf("go (pure Go, %d CPU cores)", runtime.NumCPU())
 	}
 	desc := oneLine(fmt.Errorf("%s", b.Description()))
@@ -125,6 +141,17 @@ func Describe(b backends.Backend) string {
 	return fmt.Sprintf("xla (%s)", desc)
 }
 
+// IsGo reports whether b is the pure-Go backend (as Open makes it, or plain
+// simplego), whose buffers live in host memory. Use it instead of a type
+// assertion to *simplego.Backend, which Open's pure-Go backend is not.
+func IsGo(b backends.Backend) bool {
+	switch b.(type) {
+	case *goBackend, *simplego.Backend:
+		return true
+	}
+	return false
+}
+
 func openGo(opts string) (b backends.Backend, err error) {
 	if opts == "" {
 		opts = DefaultGoOptions
@@ -134,11 +161,31 @@ func openGo(opts string) (b backends.Backend, err error) {
 			b, err = nil, fmt.Errorf("backend go:%s: %v", opts, r)
 		}
 	}()
-	b, err = simplego.New(opts)
+	// Our own option, and the ones that configure simplego's DotGeneral,
+	// give plain simplego; otherwise float32 DotGeneral runs on gemm.
+	var simplegoOpts []string
+	stockDot, workers := false, 0
+	for _, o := range strings.Split(opts, ",") {
+		key, value, _ := strings.Cut(o, "=")
+		switch key {
+		case PlainOption:
+			stockDot = true
+			continue
+		case "dotgeneral_small", "dotgeneral_large", "dotgeneral_check":
+			stockDot = true
+		case "parallelism":
+			workers, _ = strconv.Atoi(value) // simplego.New reports a bad value
+		}
+		simplegoOpts = append(simplegoOpts, o)
+	}
+	b, err = simplego.New(strings.Join(simplegoOpts, ","))
 	if err != nil {
 		return nil, fmt.Errorf("backend go:%s: %v", opts, oneLine(err))
 	}
-	return b, nil
+	if stockDot {
+		return b, nil
+	}
+	return &goBackend{Backend: b.(*simplego.Backend), mul: gemm.New(workers)}, nil
 }
 
 // openXLA opens the stablehlo (XLA/PJRT) backend, turning any panic from the

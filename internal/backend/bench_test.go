@@ -1,8 +1,10 @@
 package backend
 
 import (
+	"slices"
 	"testing"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -38,5 +40,99 @@ func BenchmarkLinearGradient(b *testing.B) {
 				exec.MustExec(x, w1, w2)
 			}
 		})
+	}
+}
+
+// BenchmarkDotGeneral times one DotGeneral on the clip-tiny training shapes
+// (batch 64: 1088 image tokens, width 128, MLP 512; 2 heads of 64 over 17
+// tokens) with simplego's matmul and with internal/gemm, each as the whole
+// graph; MB/s reads as millions of multiply-adds per second.
+func BenchmarkDotGeneral(b *testing.B) {
+	stock, err := Open("go:"+DefaultGoOptions+","+PlainOption, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fast, err := Open("go", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cases := []struct {
+		name           string
+		lhs, rhs       []int
+		lc, lb, rc, rb []int
+	}{
+		{"linear_1088x128_W128x128", []int{64, 17, 128}, []int{128, 128}, []int{2}, nil, []int{1}, nil},
+		{"mlp_up_1088x128_W512x128", []int{64, 17, 128}, []int{512, 128}, []int{2}, nil, []int{1}, nil},
+		{"mlp_down_1088x512_W128x512", []int{64, 17, 512}, []int{128, 512}, []int{2}, nil, []int{1}, nil},
+		{"wgrad_128x128_over_1088", []int{64, 17, 128}, []int{64, 17, 128}, []int{0, 1}, nil, []int{0, 1}, nil},
+		{"wgrad_512x128_over_1088", []int{64, 17, 512}, []int{64, 17, 128}, []int{0, 1}, nil, []int{0, 1}, nil},
+		{"attn_scores_b64_h2_17x17x64", []int{64, 17, 2, 64}, []int{64, 17, 2, 64}, []int{3}, []int{0, 2}, []int{3}, []int{0, 2}},
+		{"attn_values_b64_h2_17x64x17", []int{64, 2, 17, 17}, []int{64, 17, 2, 64}, []int{3}, []int{0, 1}, []int{1}, []int{0, 2}},
+	}
+	for _, c := range cases {
+		macs := int64(1)
+		for _, d := range c.lhs { // batch × lhs cross × contracted
+			macs *= int64(d)
+		}
+		for i, d := range c.rhs {
+			if !slices.Contains(c.rc, i) && !slices.Contains(c.rb, i) {
+				macs *= int64(d)
+			}
+		}
+		for _, be := range []struct {
+			name string
+			b    backends.Backend
+		}{{"simplego", stock}, {"gemm", fast}} {
+			b.Run(c.name+"/"+be.name, func(b *testing.B) {
+				exec := graph.MustNewExec(be.b, func(l, r *graph.Node) *graph.Node {
+					return graph.DotGeneral(l, c.lc, c.lb, r, c.rc, c.rb)
+				})
+				l := tensors.FromShape(shapes.Make(dtypes.Float32, c.lhs...))
+				r := tensors.FromShape(shapes.Make(dtypes.Float32, c.rhs...))
+				exec.MustExec(l, r)[0].FinalizeAll() // compile
+				b.SetBytes(macs)
+				b.ResetTimer()
+				for range b.N {
+					exec.MustExec(l, r)[0].FinalizeAll()
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkReduceSum times float32 sums of a [64,17,512] activation (the
+// clip-tiny MLP width) over the last axis (LayerNorm-, softmax-like) and
+// over the first two (bias gradient), with simplego's reduction and with the
+// staged backend's.
+func BenchmarkReduceSum(b *testing.B) {
+	stock, err := Open("go:"+DefaultGoOptions+","+PlainOption, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fast, err := Open("go", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		axes []int
+	}{{"rows", []int{2}}, {"columns", []int{0, 1}}} {
+		for _, be := range []struct {
+			name string
+			b    backends.Backend
+		}{{"simplego", stock}, {"staged", fast}} {
+			b.Run(c.name+"/"+be.name, func(b *testing.B) {
+				exec := graph.MustNewExec(be.b, func(x *graph.Node) *graph.Node {
+					return graph.ReduceSum(x, c.axes...)
+				})
+				x := tensors.FromShape(shapes.Make(dtypes.Float32, 64, 17, 512))
+				exec.MustExec(x)[0].FinalizeAll()
+				b.SetBytes(64 * 17 * 512 * 4)
+				b.ResetTimer()
+				for range b.N {
+					exec.MustExec(x)[0].FinalizeAll()
+				}
+			})
+		}
 	}
 }

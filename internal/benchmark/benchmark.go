@@ -184,7 +184,7 @@ type Result struct {
 	// FlopsPerStep is the model FLOPs of one step (see TrainFLOPs).
 	FlopsPerStep float64 `json:"flops_per_step,omitempty"`
 	// Error is set, with the other fields describing the request, when the
-	// configuration is not supported (e.g. bf16).
+	// configuration is not supported (e.g. bf16 for the loader).
 	Error string `json:"error,omitempty"`
 }
 
@@ -202,6 +202,13 @@ type StepStats struct {
 	CPUMsMedian float64 `json:"cpu_ms_median"`
 	// TFLOPs is FlopsPerStep / median step time / 1e12.
 	TFLOPs float64 `json:"tflops,omitempty"`
+	// DataMsMedian, ExecMsMedian and OutputsMsMedian split a training
+	// step (train mode only, medians): waiting for the batch (prefetched
+	// to the device in the background), the compiled step, and reading
+	// its losses back (see train.StepTiming).
+	DataMsMedian    float64 `json:"data_ms_median,omitempty"`
+	ExecMsMedian    float64 `json:"exec_ms_median,omitempty"`
+	OutputsMsMedian float64 `json:"outputs_ms_median,omitempty"`
 }
 
 // QuantCost are the fields of the fake-quant cost mode.
@@ -237,7 +244,7 @@ type QuantCost struct {
 	FloatCompileS float64 `json:"float_compile_s"`
 }
 
-// ErrUnsupported marks a configuration qatclip cannot run yet (bf16, a
+// ErrUnsupported marks a configuration qatclip cannot run yet (bf16 pixels from the loader, a
 // missing component). Commands report it as a result with an Error field
 // rather than failing, as bench.py does.
 var ErrUnsupported = errors.New("not supported")
@@ -272,13 +279,13 @@ func newResult(o Options, mode, config string) Result {
 // loadRecipe loads o.Recipe for a benchmark of batch examples per step and
 // one batch per epoch: the recipe's training section is kept (optimizer,
 // losses, clipping) except epochs, batch size and precision.
-func loadRecipe(o Options) (*recipes.Recipe, error) {
+func loadRecipe(o Options, extra ...string) (*recipes.Recipe, error) {
 	name := o.Recipe
-	overrides := []string{
+	overrides := append([]string{
 		"train.epochs=1",
 		fmt.Sprintf("train.batch_size=%d", o.Batch),
 		"train.precision=" + o.Precision,
-	}
+	}, extra...)
 	if name == FloatRecipe {
 		name = DefaultRecipe
 		overrides = append(overrides,

@@ -88,7 +88,7 @@ func FakeQuantCost(opts Options) (Result, error) {
 	for i, recipe := range []string{FloatRecipe, quantRecipe} {
 		ro := o
 		ro.Recipe = recipe
-		t, err := newTrainer(ro, cfg, b)
+		t, err := newTrainer(ro, cfg, b, 1, nil)
 		if err != nil {
 			return withError(res, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -63,8 +64,10 @@ type trainer struct {
 
 // newTrainer builds the trainer of o's recipe for cfg on b, with random
 // weights and one random batch of o.Batch pairs.
-func newTrainer(o Options, cfg clip.Config, b backends.Backend) (*trainer, error) {
-	r, err := loadRecipe(o)
+// Each epoch is that one batch; epochs sets train.epochs, onStep is
+// passed to the trainer.
+func newTrainer(o Options, cfg clip.Config, b backends.Backend, epochs int, onStep func(train.StepTiming)) (*trainer, error) {
+	r, err := loadRecipe(o, fmt.Sprintf("train.epochs=%d", epochs))
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +76,8 @@ func newTrainer(o Options, cfg clip.Config, b backends.Backend) (*trainer, error
 	if err != nil {
 		return nil, err
 	}
-	tr, err := train.New(train.Options{Recipe: r, Backend: b, Model: clip.NewRandomCheckpoint(cfg, o.Seed), Data: data, Log: o.Log, Progress: io.Discard})
+	tr, err := train.New(train.Options{Recipe: r, Backend: b, Model: clip.NewRandomCheckpoint(cfg, o.Seed), Data: data,
+		Log: o.Log, Progress: io.Discard, OnStep: onStep})
 	if err != nil {
 		if o.Precision != "f32" && strings.Contains(err.Error(), "precision") {
 			return nil, unsupportedf("precision %s: %v", o.Precision, err)
@@ -138,7 +142,7 @@ func runSteps(o Options, step func() error) (compile sample, timed []sample, err
 // loss, backward and AdamW (the recipe's training section, which also
 // clips the gradient norm), compiled as one graph by package train. The
 // first step also builds and compiles the graphs and calibrates the
-// quantizers. An unsupported configuration (bf16) returns a Result with
+// quantizers. An unsupported configuration returns a Result with
 // Error set and an error wrapping ErrUnsupported.
 func Train(opts Options) (Result, error) {
 	o, cfg, res, err := opts.start(ModeTrain)
@@ -150,20 +154,49 @@ func Train(opts Options) (Result, error) {
 		return res, err
 	}
 	defer b.Finalize()
-	t, err := newTrainer(o, cfg, b)
+	// One Run of 1 + warmup + steps optimizer steps (one batch an epoch),
+	// timed step by step through OnStep: the first step's time, from the
+	// start of Run, includes building and compiling the graphs and
+	// calibrating the quantizers.
+	var (
+		timed        []sample
+		parts        [3][]float64 // data, exec, outputs, in ms
+		compile      time.Duration
+		lastT, lastC = time.Now(), cpuTime()
+	)
+	onStep := func(st train.StepTiming) {
+		now, c := time.Now(), cpuTime()
+		s := sample{wall: now.Sub(lastT), cpu: c - lastC}
+		lastT, lastC = now, c
+		switch {
+		case st.Step == 1:
+			compile = s.wall
+		case st.Step > 1+o.Warmup:
+			timed = append(timed, s)
+			for i, d := range []time.Duration{st.Data, st.Exec, st.Outputs} {
+				parts[i] = append(parts[i], float64(d)/float64(time.Millisecond))
+			}
+		}
+	}
+	t, err := newTrainer(o, cfg, b, 1+o.Warmup+o.Steps, onStep)
 	if err != nil {
 		return withError(res, err)
 	}
 	defer t.tr.Close()
 	res.Quant, res.Recipe = t.quant, t.name
 	fmt.Fprintf(o.Log, "bench train: %s, %s, batch %d, on %s\n", res.Config, t.quant, o.Batch, res.Device)
-	compile, timed, err := runSteps(o, t.step)
+	lastT, lastC = time.Now(), cpuTime()
+	run, err := t.tr.Run()
 	if err != nil {
 		return res, fmt.Errorf("bench train: %w", err)
 	}
-	res.CompileS = compile.wall.Seconds()
+	if want := 1 + o.Warmup + o.Steps; run.Steps != want || len(timed) != o.Steps {
+		return res, fmt.Errorf("bench train: ran %d steps (%d timed), want %d (%d timed)", run.Steps, len(timed), want, o.Steps)
+	}
+	res.CompileS = compile.Seconds()
 	res.FlopsPerStep = TrainFLOPs(cfg, o.Batch)
 	res.StepStats = stepStats(timed, o.Batch, res.FlopsPerStep)
+	res.DataMsMedian, res.ExecMsMedian, res.OutputsMsMedian = Median(parts[0]), Median(parts[1]), Median(parts[2])
 	res.Params = countParams(t.tr.Student())
 	setMemory(&res)
 	return res, nil
@@ -182,15 +215,15 @@ func Embed(opts Options) (Result, error) {
 		return res, err
 	}
 	res.Recipe = r.Name
-	if o.Precision != "f32" {
-		return withError(res, unsupportedf("precision %s: qatclip's embedder runs float32 only", o.Precision))
-	}
 	b, err := openBackend(o, &res)
 	if err != nil {
 		return res, err
 	}
 	defer b.Finalize()
 	ctx := context.New()
+	if err := layers.SetMatMulPrecision(ctx, o.Precision); err != nil {
+		return res, err
+	}
 	if err := clip.NewRandomCheckpoint(cfg, o.Seed).SetVariables(ctx); err != nil {
 		return res, err
 	}
