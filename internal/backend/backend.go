@@ -5,9 +5,12 @@
 //	go                  pure Go (backends/simplego); always available
 //	go:OPTIONS          pure Go with simplego options (e.g. go:parallelism=4), or
 //	                    plain for simplego without qatclip's matmul and sums
-//	xla:cuda, xla:cpu   XLA through a PJRT plugin found on PJRT_PLUGIN_LIBRARY_PATH
+//	xla:cuda, xla:cpu   XLA through a PJRT plugin found on PJRT_PLUGIN_LIBRARY_PATH;
+//	                    for cuda, else jax's CUDA plugin of the Python environment
+//	                    (pip install "jax[cuda13]"; see findJaxCUDAPlugins)
 //	xla:/abs/plugin.so  XLA through the PJRT plugin at that path
-//	auto (or empty)     xla with the first PJRT plugin found, else go
+//	auto (or empty)     xla with the first PJRT plugin found (or, with an NVIDIA
+//	                    GPU, jax's CUDA plugin), else go
 //
 // Nothing is ever downloaded. When a named plugin cannot be loaded, Open
 // falls back to the pure-Go backend and logs one line saying so; a plugin
@@ -87,6 +90,12 @@ func Open(name string, logw io.Writer) (backends.Backend, error) {
 				return b, nil
 			}
 		}
+		if hasNVIDIADevice() {
+			if b, path := openJaxCUDA(""); b != nil {
+				fmt.Fprintf(logw, "backend: %s (jax's CUDA plugin %s)\n", Describe(b), path)
+				return b, nil
+			}
+		}
 		b, err := openGo("")
 		if err != nil {
 			return nil, err
@@ -110,6 +119,12 @@ func Open(name string, logw io.Writer) (backends.Backend, error) {
 		}
 		if filepath.IsAbs(plugin) {
 			return nil, fmt.Errorf("backend %q: %v", name, oneLine(err))
+		}
+		if plugin == "cuda" && hasNVIDIADevice() {
+			if b, path := openJaxCUDA(strings.TrimPrefix(opts, plugin)); b != nil {
+				fmt.Fprintf(logw, "backend: %s (jax's CUDA plugin %s)\n", Describe(b), path)
+				return b, nil
+			}
 		}
 		gb, gerr := openGo("")
 		if gerr != nil {
@@ -186,6 +201,18 @@ func openGo(opts string) (b backends.Backend, err error) {
 		return b, nil
 	}
 	return &goBackend{Backend: b.(*simplego.Backend), mul: gemm.New(workers)}, nil
+}
+
+// openJaxCUDA opens the first of jax's CUDA PJRT plugins
+// (findJaxCUDAPlugins) that loads, with the plugin options rest (",opt..."
+// or ""), and returns it with the plugin's path; nil when none loads.
+func openJaxCUDA(rest string) (backends.Backend, string) {
+	for _, path := range findJaxCUDAPlugins(systemPythonEnv()) {
+		if b, err := openXLA(path + rest); err == nil {
+			return b, path
+		}
+	}
+	return nil, ""
 }
 
 // openXLA opens the stablehlo (XLA/PJRT) backend, turning any panic from the
