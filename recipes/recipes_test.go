@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/qatclip/qatclip/internal/testutil"
 	"github.com/qatclip/qatclip/quantizers"
 )
 
@@ -657,5 +659,36 @@ func TestSetListFillsDefaults(t *testing.T) {
 	}
 	if r.Eval.OOD[0].ImageColumn != "img" {
 		t.Fatalf("image_column = %q, want the given \"img\"", r.Eval.OOD[0].ImageColumn)
+	}
+}
+
+// TestShippedPresets opens every evaluation preset of recipes/eval by name
+// and by its source-tree path from another folder, as the binary does
+// without the source tree, and checks the embedded copy is the file.
+func TestShippedPresets(t *testing.T) {
+	names := ShippedPresets()
+	want := []string{"cifar10-vs-cifar100.yaml", "cifar100-vs-cifar10.yaml", "imagenet1k-mcm.yaml"}
+	if !reflect.DeepEqual(names, want) {
+		t.Fatalf("ShippedPresets() = %v, want %v", names, want)
+	}
+	dir := filepath.Join(testutil.RepoRoot(t), "recipes", "eval")
+	t.Chdir(t.TempDir())
+	for _, name := range names {
+		onDisk, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ref := range []string{strings.TrimSuffix(name, ".yaml"), "recipes/eval/" + name} {
+			got, data, err := Open(ref)
+			if err != nil || got != "<embedded>/eval/"+name || string(data) != string(onDisk) {
+				t.Errorf("Open(%q) = %q, %d bytes, %v; want the embedded %s", ref, got, len(data), err, name)
+			}
+			if _, err := Load(ref); err != nil {
+				t.Errorf("Load(%q): %v", ref, err)
+			}
+		}
+	}
+	if _, _, err := Open("no-such-preset"); err == nil || !strings.Contains(err.Error(), "imagenet1k-mcm.yaml") {
+		t.Errorf("unknown name: %v", err)
 	}
 }

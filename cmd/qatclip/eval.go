@@ -54,7 +54,8 @@ histogram, risk-coverage, ROC, ID-vs-OOD score histograms, embedding spectrum).
 --model is an HF folder, a .safetensors file, an HF hub id in the local HF
 cache, or a training run folder (qatclip train --out), whose newest valid
 checkpoint is evaluated with the run's quantizers. --recipe supplies the
-eval section (data, prompts, scoring; see recipes/eval/*.yaml for presets)
+eval section (data, prompts, scoring; the presets of recipes/eval are
+built in: imagenet1k-mcm, cifar10-vs-cifar100, cifar100-vs-cifar10)
 and, when it has a quantization section, fake-quantizes a float --model after
 calibrating on the first --calibration-images ID images. --preset replaces
 the eval section of --recipe. Flags override the recipe.
@@ -72,7 +73,7 @@ templates). Zero-shot heads are cached per text tower and prompts.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.model, "model", "", "model: HF folder, .safetensors file, HF hub id in the local cache, or a qatclip train run folder (default: the recipe's model.source)")
 	fl.StringVar(&f.recipe, "recipe", "", "recipe file or shipped recipe name: its eval section configures the evaluation; its quantization section, when present, fake-quantizes a float --model")
-	fl.StringVar(&f.preset, "preset", "", "evaluation preset (e.g. recipes/eval/imagenet1k-mcm.yaml) whose eval section replaces --recipe's")
+	fl.StringVar(&f.preset, "preset", "", "evaluation preset, a file or a built-in name (e.g. imagenet1k-mcm) whose eval section replaces --recipe's")
 	fl.StringArrayVar(&f.sets, "set", nil, "override a recipe key, e.g. --set eval.fit_fraction=0.5 (repeatable)")
 	fl.StringVar(&f.baseline, "baseline", "", "float model (HF folder or hub id) evaluated on the same data; the report shows its column and the deltas")
 	fl.StringVar(&f.out, "out", "", "report folder (default eval-report, or RUN_DIR/eval for a run folder)")
