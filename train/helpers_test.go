@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -189,4 +190,19 @@ func newTrainer(t testing.TB, opts Options) *Trainer {
 	}
 	t.Cleanup(func() { tr.Close() })
 	return tr
+}
+
+// sameVariables fails the test unless got and want (variableValues of a
+// resumed and of a straight run) hold the same variables with bit-identical
+// values.
+func sameVariables(t *testing.T, got, want map[string][]float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d variables after resume, %d in the straight run", len(got), len(want))
+	}
+	for name, w := range want {
+		if !slices.Equal(got[name], w) {
+			t.Errorf("%s differs after resume", name)
+		}
+	}
 }

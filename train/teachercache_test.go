@@ -224,14 +224,7 @@ func TestTeacherCacheResumeBitIdentical(t *testing.T) {
 		}
 	}
 	got := variableValues(t, last.Context(), ModelScope, OptimizerScope)
-	if len(got) != len(want) {
-		t.Fatalf("%d variables after resume, %d in the straight run", len(got), len(want))
-	}
-	for name, w := range want {
-		if !slices.Equal(got[name], w) {
-			t.Errorf("%s differs after resume", name)
-		}
-	}
+	sameVariables(t, got, want)
 	s1, _ := readMetrics(t, straight)
 	s2, _ := readMetrics(t, dir)
 	if len(s1) != 8 || len(s2) != len(s1) {

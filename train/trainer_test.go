@@ -344,14 +344,7 @@ func TestResumeBitIdentical(t *testing.T) {
 		}
 	}
 	got := variableValues(t, tr2.Context(), ModelScope, OptimizerScope)
-	if len(got) != len(want) {
-		t.Fatalf("%d variables after resume, %d in the straight run", len(got), len(want))
-	}
-	for name, w := range want {
-		if !slices.Equal(got[name], w) {
-			t.Errorf("%s differs after resume", name)
-		}
-	}
+	sameVariables(t, got, want)
 	s1, e1 := readMetrics(t, straight)
 	s2, e2 := readMetrics(t, interrupted)
 	if len(s1) != len(s2) || len(e1) != len(e2) || len(e1) != 2 {
