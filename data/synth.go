@@ -75,7 +75,28 @@ type SynthOptions struct {
 	Seed uint64
 	// MaxShardBytes is passed to the writer (DefaultMaxShardBytes when 0).
 	MaxShardBytes int64
+	// Difficulty is SynthHard (the default when empty: the shape is
+	// anywhere in the image) or SynthEasy (its centre snapped to a grid
+	// point; see SynthSpec.SnapToGrid). Colours, backgrounds, sizes and
+	// angles are drawn alike in both, and so are the captions.
+	Difficulty string
 }
+
+// The difficulties of the synthetic shapes (SynthOptions.Difficulty).
+const (
+	// SynthHard places each shape anywhere in the image.
+	SynthHard = "hard"
+	// SynthEasy places each shape's centre on a grid point a quarter of
+	// the image side apart: a small ViT whose patch size divides a
+	// quarter of the side sees every shape cut into patches the same
+	// way wherever it is, which it learns far faster than the sub-patch
+	// shifts of SynthHard.
+	SynthEasy = "easy"
+)
+
+// SynthDifficulties returns the accepted values of
+// SynthOptions.Difficulty.
+func SynthDifficulties() []string { return []string{SynthHard, SynthEasy} }
 
 // SynthSpec is what one synthetic example shows.
 type SynthSpec struct {
@@ -129,8 +150,19 @@ func SynthShapesDataset(out string, opts SynthOptions) ([]WriteSummary, error) {
 	if opts.Size < 16 || opts.Size > 4096 {
 		return nil, fmt.Errorf("synth: size %d out of range [16, 4096]", opts.Size)
 	}
+	switch opts.Difficulty {
+	case "":
+		opts.Difficulty = SynthHard
+	case SynthHard, SynthEasy:
+	default:
+		return nil, fmt.Errorf("synth: difficulty %q: want %s or %s", opts.Difficulty, SynthHard, SynthEasy)
+	}
 	if entries, err := os.ReadDir(out); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("synth: %s exists and is not empty", out)
+	}
+	desc := fmt.Sprintf("Synthetic shapes (qatclip data synth --kind shapes --size %d --seed %d).", opts.Size, opts.Seed)
+	if opts.Difficulty != SynthHard {
+		desc = fmt.Sprintf("Synthetic shapes (qatclip data synth --kind shapes --size %d --seed %d --difficulty %s).", opts.Size, opts.Seed, opts.Difficulty)
 	}
 	splits := []synthSplit{
 		{"train", opts.N, false, SynthShapeNames()},
@@ -145,7 +177,7 @@ func SynthShapesDataset(out string, opts SynthOptions) ([]WriteSummary, error) {
 			ClassNames:    sp.classes,
 			Split:         sp.name,
 			DatasetName:   "shapes",
-			Description:   fmt.Sprintf("Synthetic shapes (qatclip data synth --kind shapes --size %d --seed %d).", opts.Size, opts.Seed),
+			Description:   desc,
 			MaxShardBytes: opts.MaxShardBytes,
 		})
 		if err != nil {
@@ -191,6 +223,9 @@ func synthWrite(w *DatasetWriter, sp synthSplit, splitIdx uint64, opts SynthOpti
 				for i := range next {
 					idx := start + i
 					spec := NewSynthSpec(opts.Seed, splitIdx, idx, sp.ood, opts.Size)
+					if opts.Difficulty == SynthEasy {
+						spec.SnapToGrid(opts.Size)
+					}
 					enc.Reset()
 					errs[i] = pe.Encode(&enc, RenderSynth(spec, opts.Size))
 					buf[i] = Example{
@@ -254,6 +289,28 @@ func NewSynthSpec(seed, split uint64, index int, ood bool, size int) SynthSpec {
 	s.Dir = math.Pi * r.Float64()
 	s.Noise = r.Uint64()
 	return s
+}
+
+// SnapToGrid moves the shape's centre, in each axis, to the nearest of the
+// points k*size/4 (k = 1, 2, 3) at which the whole shape stays inside the
+// image; the image centre always fits, so a shape wider than half the
+// image ends up centred.
+func (s *SynthSpec) SnapToGrid(size int) {
+	snap := func(c float64) float64 {
+		step := float64(size) / 4
+		best, bestD := 2*step, math.Inf(1)
+		for k := 1; k <= 3; k++ {
+			g := float64(k) * step
+			if g-s.Radius < 0 || g+s.Radius > float64(size) {
+				continue
+			}
+			if d := math.Abs(c - g); d < bestD {
+				best, bestD = g, d
+			}
+		}
+		return best
+	}
+	s.CX, s.CY = snap(s.CX), snap(s.CY)
 }
 
 // RenderSynth draws spec on a size x size opaque image, the shape edges

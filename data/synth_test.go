@@ -144,3 +144,95 @@ func TestSynthBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestSynthDifficulty checks that the default difficulty is hard (the
+// same bytes as asking for hard), that easy changes only where the shapes
+// are, and that an unknown difficulty is refused.
+func TestSynthDifficulty(t *testing.T) {
+	dir := t.TempDir()
+	gen := func(name, difficulty string) map[string][32]byte {
+		t.Helper()
+		out := filepath.Join(dir, name)
+		if _, err := SynthShapesDataset(out, SynthOptions{N: 24, Size: 16, Seed: 3, Difficulty: difficulty}); err != nil {
+			t.Fatal(err)
+		}
+		return hashTree(t, out)
+	}
+	def, hard, easy := gen("default", ""), gen("hard", SynthHard), gen("easy", SynthEasy)
+	for k, v := range def {
+		if hard[k] != v {
+			t.Errorf("%s: the default and --difficulty hard differ", k)
+		}
+	}
+	if easy["train/data-00000-of-00001.arrow"] == hard["train/data-00000-of-00001.arrow"] {
+		t.Error("easy and hard wrote the same train shard")
+	}
+	// The captions and labels are the same; only the images move.
+	for _, split := range []string{"train", "test", "ood"} {
+		a, err := Open(filepath.Join(dir, "hard"), SourceOptions{Split: split})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Open(filepath.Join(dir, "easy"), SourceOptions{Split: split})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ea, err := a.ReadRange(0, 0, a.NumRows())
+		if err != nil {
+			t.Fatal(err)
+		}
+		eb, err := b.ReadRange(0, 0, b.NumRows())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ea {
+			if ea[i].Caption != eb[i].Caption || ea[i].Label != eb[i].Label {
+				t.Errorf("%s row %d: hard %q/%d, easy %q/%d", split, i, ea[i].Caption, ea[i].Label, eb[i].Caption, eb[i].Label)
+			}
+		}
+		a.Close()
+		b.Close()
+	}
+	if _, err := SynthShapesDataset(filepath.Join(dir, "bad"), SynthOptions{N: 4, Size: 16, Difficulty: "medium"}); err == nil || !strings.Contains(err.Error(), `difficulty "medium"`) {
+		t.Errorf("difficulty medium: %v", err)
+	}
+}
+
+// TestSnapToGrid checks that snapped centres are grid points that keep
+// the shape inside the image, the nearest such point, and that most
+// shapes of a 16-pixel set still vary in place.
+func TestSnapToGrid(t *testing.T) {
+	cases := []struct {
+		name           string
+		spec           SynthSpec
+		size           int
+		wantCX, wantCY float64
+	}{
+		{"small shape goes to the nearest point", SynthSpec{CX: 5, CY: 10.5, Radius: 3.5}, 16, 4, 12},
+		{"large shape is centred", SynthSpec{CX: 5, CY: 10.5, Radius: 5}, 16, 8, 8},
+		{"exact fit at the edge point", SynthSpec{CX: 1, CY: 15, Radius: 4}, 16, 4, 12},
+		{"halfway rounds to the lower point", SynthSpec{CX: 6, CY: 10, Radius: 3}, 16, 4, 8},
+		{"larger image", SynthSpec{CX: 20, CY: 42, Radius: 7}, 64, 16, 48},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := c.spec
+			s.SnapToGrid(c.size)
+			if s.CX != c.wantCX || s.CY != c.wantCY {
+				t.Errorf("centre (%v, %v), want (%v, %v)", s.CX, s.CY, c.wantCX, c.wantCY)
+			}
+		})
+	}
+	centres := map[[2]float64]int{}
+	for i := range 400 {
+		s := NewSynthSpec(1, 0, i, false, 16)
+		s.SnapToGrid(16)
+		if s.CX-s.Radius < 0 || s.CX+s.Radius > 16 || s.CY-s.Radius < 0 || s.CY+s.Radius > 16 {
+			t.Fatalf("example %d: radius %.2f at (%v, %v) leaves the image", i, s.Radius, s.CX, s.CY)
+		}
+		centres[[2]float64{s.CX, s.CY}]++
+	}
+	if len(centres) < 5 || centres[[2]float64{8, 8}] == 400 {
+		t.Errorf("snapped centres %v: want shapes at several grid points", centres)
+	}
+}

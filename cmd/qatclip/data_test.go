@@ -52,6 +52,14 @@ func TestDataSynthInspect(t *testing.T) {
 	if _, err := runData(t, "synth", "--kind", "faces", "--out", dir); err == nil || !strings.Contains(err.Error(), "only shapes") {
 		t.Errorf("unknown kind: %v", err)
 	}
+	if _, err := runData(t, "synth", "--kind", "shapes", "--out", t.TempDir(), "--n", "4", "--difficulty", "medium"); err == nil ||
+		!strings.Contains(err.Error(), `difficulty "medium"`) {
+		t.Errorf("unknown difficulty: %v", err)
+	}
+	easy := filepath.Join(t.TempDir(), "easy")
+	if _, err := runData(t, "synth", "--kind", "shapes", "--out", easy, "--n", "8", "--size", "32", "--difficulty", "easy"); err != nil {
+		t.Errorf("easy: %v", err)
+	}
 }
 
 func TestDataBuildInspect(t *testing.T) {

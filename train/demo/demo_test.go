@@ -87,12 +87,12 @@ func TestRunTiny(t *testing.T) {
 		t.Fatalf("PTQ report.json: %v", err)
 	}
 	table := res.Table()
-	for _, s := range []string{"model", "acc1", "fpr95", "ptq-w8a8", "qat-w4a8", "(+", res.Models[2].ReportDir} {
+	for _, s := range []string{"model", "acc1", "fpr95", "ptq-w8a8", "qat-w4a8", "(+", "5 classes: chance 0.20", res.Models[2].ReportDir} {
 		if !strings.Contains(table, s) {
 			t.Errorf("table lacks %q:\n%s", s, table)
 		}
 	}
-	for _, s := range []string{"[1/6", "[6/6", "custom sizes", "step "} {
+	for _, s := range []string{"[1/6", "[6/6", "custom sizes", "step ", "easy shapes"} {
 		if !strings.Contains(log.String(), s) {
 			t.Errorf("log lacks %q:\n%s", s, log.String())
 		}
@@ -124,6 +124,7 @@ func TestRunErrors(t *testing.T) {
 		{"batch", func(o *Options) { o.BatchSize = 1000 }, "larger than the 64 training images"},
 		{"lr", func(o *Options) { o.QATLR = 0 }, "learning rates must be positive"},
 		{"classification", func(o *Options) { o.Classification = math.NaN() }, "classification loss weight"},
+		{"difficulty", func(o *Options) { o.Difficulty = "" }, `difficulty ""`},
 		{"non-empty", func(o *Options) { o.Out = full }, "is not empty"},
 		{"force on a foreign folder", func(o *Options) { o.Out, o.Force = full, true }, "not an earlier demo's output"},
 	}

@@ -62,6 +62,15 @@ func cell(m, base map[string]float64, k string, delta bool) string {
 	return s
 }
 
+// chance names the accuracy of a uniform guess among the ID classes, or
+// is empty when the number of classes is unknown.
+func (r *Result) chance() string {
+	if r.Classes < 1 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d classes: chance %.2f)", r.Classes, 1/float64(r.Classes))
+}
+
 // Rows returns the result's models as table rows.
 func (r *Result) Rows() []Row {
 	rows := make([]Row, len(r.Models))
@@ -76,9 +85,9 @@ func (r *Result) Rows() []Row {
 func (r *Result) Table() string {
 	var b strings.Builder
 	b.WriteString(FormatTable(r.Rows()))
-	b.WriteString("\nacc1: zero-shot top-1 accuracy on the test split; ece / ts_ece: expected calibration error before /\n" +
-		"after temperature scaling; nll: negative log-likelihood; auroc / fpr95: MCM detection of the\n" +
-		"unseen shapes (ood split). Changes are against float.\n\n")
+	b.WriteString("\nacc1: zero-shot top-1 accuracy on the test split" + r.chance() + "; ece / ts_ece: expected\n" +
+		"calibration error before / after temperature scaling; nll: negative log-likelihood; auroc / fpr95:\n" +
+		"MCM detection of the unseen shapes (ood split; auroc 0.5 is chance). Changes are against float.\n\n")
 	for _, m := range r.Models {
 		fmt.Fprintf(&b, "%-9s report %s (model %s)\n", m.Label, m.ReportDir, m.ModelDir)
 	}
@@ -107,6 +116,6 @@ func (r *Result) Markdown() string {
 		}
 		fmt.Fprintf(&b, " %s |\n", m.ReportDir)
 	}
-	fmt.Fprintf(&b, "\nData: %s (test split as ID, ood split as OOD). Took %.0f s.\n", r.Dataset, r.Seconds)
+	fmt.Fprintf(&b, "\nData: %s (test split as ID%s, ood split as OOD). Took %.0f s.\n", r.Dataset, r.chance(), r.Seconds)
 	return b.String()
 }
