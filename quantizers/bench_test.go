@@ -8,6 +8,8 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/qatclip/qatclip/internal/testutil/testbackend"
 )
 
 // Benchmark shapes: the op benchmarks use a [512, 2048] tensor (a CLIP
@@ -49,42 +51,51 @@ func runBench(b *testing.B, exec interface {
 // BenchmarkFakeQuant times forward + backward (gradient of sum(y*g) with
 // respect to x and the quantization parameters) of the fake-quant ops on a
 // [512, 2048] float32 tensor; "none" is the same graph without quantization.
+// It runs on plain simplego ("simplego") and on the pure-Go backend as
+// qatclip opens it ("go", element-wise ops on internal/backend's kernels).
 func BenchmarkFakeQuant(b *testing.B) {
-	backend := newTestBackend(b)
-	rng := rand.New(rand.NewPCG(5, 6))
-	x := benchTensor(rng, benchRows, benchCols)
-	g := benchTensor(rng, benchRows, benchCols)
-	sT := tensors.FromValue([]float32{0.02})
-	zT := tensors.FromValue([]float32{3})
-	scales := make([]float32, benchRows)
-	for i := range scales {
-		scales[i] = 0.02 + 0.0001*float32(i)
-	}
-	sC := tensors.FromFlatDataAndDimensions(scales, benchRows)
-	zC := tensors.FromFlatDataAndDimensions(make([]float32, benchRows), benchRows)
-	cases := []struct {
-		name string
-		fn   func(x, s, z *Node) *Node
-		s, z *tensors.Tensor
-	}{
-		{"none", func(x, s, z *Node) *Node {
-			return Add(x, Mul(ReduceAllSum(Add(s, z)), ScalarZero(x.Graph(), x.DType())))
-		}, sT, zT},
-		{"per-tensor", func(x, s, z *Node) *Node { return FakeQuantPerTensor(x, s, z, 0, 255) }, sT, zT},
-		{"per-channel", func(x, s, z *Node) *Node { return FakeQuantPerChannel(x, s, nil, 0, -128, 127) }, sC, zC},
-		{"lsq-per-tensor", func(x, s, z *Node) *Node { return LearnableFakeQuantPerTensor(x, s, nil, -128, 127, 1e-3) }, sT, zT},
-		{"lsq-per-channel", func(x, s, z *Node) *Node { return LearnableFakeQuantPerChannel(x, s, nil, 0, -8, 7, 1e-3) }, sC, zC},
-		{"lsq+-per-tensor", func(x, s, z *Node) *Node { return LearnableFakeQuantPerTensor(x, s, z, 0, 255, 1e-3) }, sT, zT},
-		{"pact", func(x, s, z *Node) *Node { return PACT(x, MulScalar(s, 100), 8) }, sT, zT},
-	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			exec := MustNewExec(backend, func(x, g, s, z *Node) []*Node {
-				y := c.fn(x, s, z)
-				return Gradient(ReduceAllSum(Mul(y, g)), x, s, z)
+	backs := []struct {
+		name    string
+		backend backends.Backend
+	}{{"simplego", newTestBackend(b)}, {"go", testbackend.Go(b)}}
+	for _, be := range backs {
+		// Tensors are tied to the backend they first run on: a fresh set
+		// (the same values) per backend.
+		rng := rand.New(rand.NewPCG(5, 6))
+		x := benchTensor(rng, benchRows, benchCols)
+		g := benchTensor(rng, benchRows, benchCols)
+		sT := tensors.FromValue([]float32{0.02})
+		zT := tensors.FromValue([]float32{3})
+		scales := make([]float32, benchRows)
+		for i := range scales {
+			scales[i] = 0.02 + 0.0001*float32(i)
+		}
+		sC := tensors.FromFlatDataAndDimensions(scales, benchRows)
+		zC := tensors.FromFlatDataAndDimensions(make([]float32, benchRows), benchRows)
+		cases := []struct {
+			name string
+			fn   func(x, s, z *Node) *Node
+			s, z *tensors.Tensor
+		}{
+			{"none", func(x, s, z *Node) *Node {
+				return Add(x, Mul(ReduceAllSum(Add(s, z)), ScalarZero(x.Graph(), x.DType())))
+			}, sT, zT},
+			{"per-tensor", func(x, s, z *Node) *Node { return FakeQuantPerTensor(x, s, z, 0, 255) }, sT, zT},
+			{"per-channel", func(x, s, z *Node) *Node { return FakeQuantPerChannel(x, s, nil, 0, -128, 127) }, sC, zC},
+			{"lsq-per-tensor", func(x, s, z *Node) *Node { return LearnableFakeQuantPerTensor(x, s, nil, -128, 127, 1e-3) }, sT, zT},
+			{"lsq-per-channel", func(x, s, z *Node) *Node { return LearnableFakeQuantPerChannel(x, s, nil, 0, -8, 7, 1e-3) }, sC, zC},
+			{"lsq+-per-tensor", func(x, s, z *Node) *Node { return LearnableFakeQuantPerTensor(x, s, z, 0, 255, 1e-3) }, sT, zT},
+			{"pact", func(x, s, z *Node) *Node { return PACT(x, MulScalar(s, 100), 8) }, sT, zT},
+		}
+		for _, c := range cases {
+			b.Run(be.name+"/"+c.name, func(b *testing.B) {
+				exec := MustNewExec(be.backend, func(x, g, s, z *Node) []*Node {
+					y := c.fn(x, s, z)
+					return Gradient(ReduceAllSum(Mul(y, g)), x, s, z)
+				})
+				runBench(b, exec, x, g, c.s, c.z)
 			})
-			runBench(b, exec, x, g, c.s, c.z)
-		})
+		}
 	}
 }
 

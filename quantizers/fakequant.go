@@ -300,7 +300,11 @@ func fakeQuantForward(x, s, z *Node, qmin, qmax int, withRV bool) forward {
 	} else {
 		f.r = roundSmall(Min(Max(f.v, lo), hi))
 	}
-	f.y = Mul(f.r, s)
+	// No gradient flows through y: the callers attach their own. Without
+	// the stop, reverse-mode autodiff would still differentiate the clamp
+	// and rounding chain above (every node on a path to a differentiated
+	// variable is visited, even when the path ends in a stopped node).
+	f.y = StopGradient(Mul(f.r, s))
 	return f
 }
 

@@ -20,9 +20,11 @@
 // Open also installs matmul-based gradients for Dot and DotGeneral (see
 // InstallFastGradients) and runs the pure-Go backend with sequential op
 // scheduling, which cannot deadlock with them. On the pure-Go backend,
-// float32 DotGeneral runs on internal/gemm (a blocked, vectorised GEMM) and
-// float32 ReduceSum on a direct loop instead of simplego's kernels, unless
-// the plain option is given.
+// float32 DotGeneral runs on internal/gemm (a blocked, vectorised GEMM),
+// float32 ReduceSum on a direct loop and the float32 element-wise ops
+// (arithmetic with broadcasting, comparisons, Where, common unary
+// functions, BroadcastInDim, Transpose) on AVX2 kernels instead of
+// simplego's, unless the plain option is given.
 package backend
 
 import (
@@ -51,8 +53,9 @@ const EnvVar = "QATCLIP_BACKEND"
 const DefaultGoOptions = "ops_sequential"
 
 // PlainOption, given among the go backend's options ("go:ops_sequential,plain"),
-// opens GoMLX's simplego as it is: float32 DotGeneral and ReduceSum then run
-// on simplego's own kernels instead of qatclip's (see goBackend). simplego's
+// opens GoMLX's simplego as it is: float32 DotGeneral, ReduceSum and the
+// element-wise ops then run on simplego's own kernels instead of qatclip's
+// (see goBackend). simplego's
 // dotgeneral_small, dotgeneral_large and dotgeneral_check options imply it.
 const PlainOption = "plain"
 
@@ -200,7 +203,10 @@ func openGo(opts string) (b backends.Backend, err error) {
 	if stockDot {
 		return b, nil
 	}
-	return &goBackend{Backend: b.(*simplego.Backend), mul: gemm.New(workers)}, nil
+	if workers <= 0 {
+		workers = defaultWorkers()
+	}
+	return &goBackend{Backend: b.(*simplego.Backend), mul: gemm.New(workers), workers: workers}, nil
 }
 
 // openJaxCUDA opens the first of jax's CUDA PJRT plugins

@@ -136,3 +136,112 @@ func BenchmarkReduceSum(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkElementwise times float32 element-wise ops on clip-tiny shapes
+// (batch 64: [64,17,128] activations, [64,17,512] MLP activations,
+// [512,128] weights) each as the whole graph, with plain simplego and
+// with the staged backend's Go kernels; MB/s reads as millions of values
+// per second.
+func BenchmarkElementwise(b *testing.B) {
+	stock, err := Open("go:"+DefaultGoOptions+","+PlainOption, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fast, err := Open("go", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cases := []struct {
+		name     string
+		lhs, rhs []int
+		fn       func(x, y *graph.Node) *graph.Node
+	}{
+		{"Mul_same_64x17x512", []int{64, 17, 512}, []int{64, 17, 512}, graph.Mul},
+		{"Mul_scalar_64x17x512", []int{64, 17, 512}, []int{}, graph.Mul},
+		{"Max_scalar_64x17x128", []int{64, 17, 128}, []int{}, graph.Max},
+		{"Mul_per-channel_512x128_by_512x1", []int{512, 128}, []int{512, 1}, graph.Mul},
+		{"Add_bias_64x17x128_by_128", []int{64, 17, 128}, []int{1, 1, 128}, graph.Add},
+		{"Div_layernorm_64x17x128_by_64x17x1", []int{64, 17, 128}, []int{64, 17, 1}, graph.Div},
+		{"Sub_scalar-lhs_64x17x128", []int{}, []int{64, 17, 128}, graph.Sub},
+		{"Where_Equal_64x17x128", []int{64, 17, 128}, []int{64, 17, 128}, func(x, y *graph.Node) *graph.Node {
+			return graph.Where(graph.Equal(x, y), x, graph.ScalarZero(x.Graph(), dtypes.Float32))
+		}},
+		{"Sigmoid_64x17x512", []int{64, 17, 512}, []int{}, func(x, _ *graph.Node) *graph.Node { return graph.Sigmoid(x) }},
+		{"Broadcast_scalar_to_64x17x128", []int{}, []int{64, 17, 128}, func(x, y *graph.Node) *graph.Node {
+			return graph.BroadcastToShape(x, y.Shape())
+		}},
+		{"Transpose_heads_64x17x2x64", []int{64, 17, 2, 64}, []int{}, func(x, _ *graph.Node) *graph.Node {
+			return graph.TransposeAllDims(x, 0, 2, 1, 3)
+		}},
+	}
+	for _, c := range cases {
+		size := int64(1)
+		for _, d := range c.lhs {
+			size *= int64(d)
+		}
+		if len(c.rhs) > len(c.lhs) {
+			size = 1
+			for _, d := range c.rhs {
+				size *= int64(d)
+			}
+		}
+		for _, be := range []struct {
+			name string
+			b    backends.Backend
+		}{{"simplego", stock}, {"staged", fast}} {
+			b.Run(c.name+"/"+be.name, func(b *testing.B) {
+				exec := graph.MustNewExec(be.b, c.fn)
+				x := tensors.FromShape(shapes.Make(dtypes.Float32, c.lhs...))
+				y := tensors.FromShape(shapes.Make(dtypes.Float32, c.rhs...))
+				exec.MustExec(x, y)[0].FinalizeAll() // compile
+				b.SetBytes(size)
+				b.ResetTimer()
+				for range b.N {
+					exec.MustExec(x, y)[0].FinalizeAll()
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkStageOverhead measures the cost of one op on a tiny tensor
+// ([8] values) in a chain of 256: all element-wise (consecutive host ops,
+// no simplego stage between them), alternating with an op simplego runs
+// (every host op then starts and ends a stage), and plain simplego; ns/op
+// divided by 256 is the cost per op.
+func BenchmarkStageOverhead(b *testing.B) {
+	stock, err := Open("go:"+DefaultGoOptions+","+PlainOption, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fast, err := Open("go", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const chain = 256
+	for _, v := range []struct {
+		name        string
+		b           backends.Backend
+		alternating bool
+	}{{"host-only/staged", fast, false}, {"alternating/staged", fast, true},
+		{"host-only/simplego", stock, false}, {"alternating/simplego", stock, true}} {
+		b.Run(v.name, func(b *testing.B) {
+			exec := graph.MustNewExec(v.b, func(x *graph.Node) *graph.Node {
+				for i := range chain {
+					if v.alternating && i%2 == 1 {
+						x = graph.Cos(x) // simplego's
+					} else {
+						x = graph.MulScalar(x, 0.5)
+					}
+				}
+				return x
+			})
+			x := tensors.FromShape(shapes.Make(dtypes.Float32, 8))
+			exec.MustExec(x)[0].FinalizeAll()
+			b.ResetTimer()
+			for range b.N {
+				exec.MustExec(x)[0].FinalizeAll()
+			}
+		})
+	}
+}

@@ -13,41 +13,6 @@ var (
 	_ dtypes.DType
 )
 
-// Abs runs GoMLX's simplego Abs in the current stage.
-func (b *stagedBuilder) Abs(x backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Abs(x_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Add runs GoMLX's simplego Add in the current stage.
-func (b *stagedBuilder) Add(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Add(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
 // ArgMinMax runs GoMLX's simplego ArgMinMax in the current stage.
 func (b *stagedBuilder) ArgMinMax(x backends.Op, axis int, outputDType dtypes.DType, isMin bool) (backends.Op, error) {
 	s, err := b.stage()
@@ -231,23 +196,6 @@ func (b *stagedBuilder) BitwiseXor(lhs backends.Op, rhs backends.Op) (backends.O
 	return b.out(s, r0), nil
 }
 
-// BroadcastInDim runs GoMLX's simplego BroadcastInDim in the current stage.
-func (b *stagedBuilder) BroadcastInDim(x backends.Op, outputShape shapes.Shape, broadcastAxes []int) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.BroadcastInDim(x_, outputShape, broadcastAxes)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
 // Ceil runs GoMLX's simplego Ceil in the current stage.
 func (b *stagedBuilder) Ceil(x backends.Op) (backends.Op, error) {
 	s, err := b.stage()
@@ -405,24 +353,6 @@ func (b *stagedBuilder) Cos(x backends.Op) (backends.Op, error) {
 	return b.out(s, r0), nil
 }
 
-// Div runs GoMLX's simplego Div in the current stage.
-func (b *stagedBuilder) Div(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Div(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
 // DynamicSlice runs GoMLX's simplego DynamicSlice in the current stage.
 func (b *stagedBuilder) DynamicSlice(operand backends.Op, startIndices []backends.Op, sliceDims []int) (backends.Op, error) {
 	s, err := b.stage()
@@ -454,24 +384,6 @@ func (b *stagedBuilder) DynamicUpdateSlice(operand backends.Op, update backends.
 		return nil, err
 	}
 	r0, err := s.builder.DynamicUpdateSlice(operand_, update_, startIndices_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Equal runs GoMLX's simplego Equal in the current stage.
-func (b *stagedBuilder) Equal(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Equal(lhs_, rhs_)
 	if err != nil {
 		return nil, err
 	}
@@ -513,23 +425,6 @@ func (b *stagedBuilder) Erf(x backends.Op) (backends.Op, error) {
 	return b.out(s, r0), nil
 }
 
-// Exp runs GoMLX's simplego Exp in the current stage.
-func (b *stagedBuilder) Exp(x backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Exp(x_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
 // Expm1 runs GoMLX's simplego Expm1 in the current stage.
 func (b *stagedBuilder) Expm1(x backends.Op) (backends.Op, error) {
 	s, err := b.stage()
@@ -564,23 +459,6 @@ func (b *stagedBuilder) FFT(operand backends.Op, fftType backends.FFTType, fftLe
 	return b.out(s, r0), nil
 }
 
-// Floor runs GoMLX's simplego Floor in the current stage.
-func (b *stagedBuilder) Floor(x backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Floor(x_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
 // Gather runs GoMLX's simplego Gather in the current stage.
 func (b *stagedBuilder) Gather(operand backends.Op, startIndices backends.Op, indexVectorAxis int, offsetOutputAxes []int, collapsedSliceAxes []int, startIndexMap []int, sliceSizes []int, indicesAreSorted bool) (backends.Op, error) {
 	s, err := b.stage()
@@ -593,24 +471,6 @@ func (b *stagedBuilder) Gather(operand backends.Op, startIndices backends.Op, in
 		return nil, err
 	}
 	r0, err := s.builder.Gather(operand_, startIndices_, indexVectorAxis, offsetOutputAxes, collapsedSliceAxes, startIndexMap, sliceSizes, indicesAreSorted)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// GreaterOrEqual runs GoMLX's simplego GreaterOrEqual in the current stage.
-func (b *stagedBuilder) GreaterOrEqual(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.GreaterOrEqual(lhs_, rhs_)
 	if err != nil {
 		return nil, err
 	}
@@ -635,24 +495,6 @@ func (b *stagedBuilder) GreaterOrEqualTotalOrder(lhs backends.Op, rhs backends.O
 	return b.out(s, r0), nil
 }
 
-// GreaterThan runs GoMLX's simplego GreaterThan in the current stage.
-func (b *stagedBuilder) GreaterThan(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.GreaterThan(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
 // GreaterThanTotalOrder runs GoMLX's simplego GreaterThanTotalOrder in the current stage.
 func (b *stagedBuilder) GreaterThanTotalOrder(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
 	s, err := b.stage()
@@ -665,23 +507,6 @@ func (b *stagedBuilder) GreaterThanTotalOrder(lhs backends.Op, rhs backends.Op) 
 		return nil, err
 	}
 	r0, err := s.builder.GreaterThanTotalOrder(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Identity runs GoMLX's simplego Identity in the current stage.
-func (b *stagedBuilder) Identity(x backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Identity(x_)
 	if err != nil {
 		return nil, err
 	}
@@ -755,24 +580,6 @@ func (b *stagedBuilder) IsNaN(x backends.Op) (backends.Op, error) {
 	return b.out(s, r0), nil
 }
 
-// LessOrEqual runs GoMLX's simplego LessOrEqual in the current stage.
-func (b *stagedBuilder) LessOrEqual(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.LessOrEqual(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
 // LessOrEqualTotalOrder runs GoMLX's simplego LessOrEqualTotalOrder in the current stage.
 func (b *stagedBuilder) LessOrEqualTotalOrder(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
 	s, err := b.stage()
@@ -791,24 +598,6 @@ func (b *stagedBuilder) LessOrEqualTotalOrder(lhs backends.Op, rhs backends.Op) 
 	return b.out(s, r0), nil
 }
 
-// LessThan runs GoMLX's simplego LessThan in the current stage.
-func (b *stagedBuilder) LessThan(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.LessThan(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
 // LessThanTotalOrder runs GoMLX's simplego LessThanTotalOrder in the current stage.
 func (b *stagedBuilder) LessThanTotalOrder(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
 	s, err := b.stage()
@@ -821,23 +610,6 @@ func (b *stagedBuilder) LessThanTotalOrder(lhs backends.Op, rhs backends.Op) (ba
 		return nil, err
 	}
 	r0, err := s.builder.LessThanTotalOrder(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Log runs GoMLX's simplego Log in the current stage.
-func (b *stagedBuilder) Log(x backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Log(x_)
 	if err != nil {
 		return nil, err
 	}
@@ -926,112 +698,6 @@ func (b *stagedBuilder) LogicalXor(lhs backends.Op, rhs backends.Op) (backends.O
 		return nil, err
 	}
 	r0, err := s.builder.LogicalXor(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Logistic runs GoMLX's simplego Logistic in the current stage.
-func (b *stagedBuilder) Logistic(x backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Logistic(x_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Max runs GoMLX's simplego Max in the current stage.
-func (b *stagedBuilder) Max(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Max(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Min runs GoMLX's simplego Min in the current stage.
-func (b *stagedBuilder) Min(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Min(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Mul runs GoMLX's simplego Mul in the current stage.
-func (b *stagedBuilder) Mul(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Mul(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Neg runs GoMLX's simplego Neg in the current stage.
-func (b *stagedBuilder) Neg(x backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Neg(x_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// NotEqual runs GoMLX's simplego NotEqual in the current stage.
-func (b *stagedBuilder) NotEqual(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.NotEqual(lhs_, rhs_)
 	if err != nil {
 		return nil, err
 	}
@@ -1365,23 +1031,6 @@ func (b *stagedBuilder) Round(x backends.Op) (backends.Op, error) {
 	return b.out(s, r0), nil
 }
 
-// Rsqrt runs GoMLX's simplego Rsqrt in the current stage.
-func (b *stagedBuilder) Rsqrt(x backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Rsqrt(x_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
 // ScatterMax runs GoMLX's simplego ScatterMax in the current stage.
 func (b *stagedBuilder) ScatterMax(operand backends.Op, scatterIndices backends.Op, updates backends.Op, indexVectorAxis int, updateWindowAxes []int, insertedWindowAxes []int, scatterAxesToOperandAxes []int, indicesAreSorted bool, uniqueIndices bool) (backends.Op, error) {
 	s, err := b.stage()
@@ -1529,23 +1178,6 @@ func (b *stagedBuilder) ShiftRightLogical(lhs backends.Op, rhs backends.Op) (bac
 	return b.out(s, r0), nil
 }
 
-// Sign runs GoMLX's simplego Sign in the current stage.
-func (b *stagedBuilder) Sign(x backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Sign(x_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
 // Sin runs GoMLX's simplego Sin in the current stage.
 func (b *stagedBuilder) Sin(x backends.Op) (backends.Op, error) {
 	s, err := b.stage()
@@ -1574,94 +1206,6 @@ func (b *stagedBuilder) Slice(x backends.Op, starts []int, limits []int, strides
 		return nil, err
 	}
 	r0, err := s.builder.Slice(x_, starts, limits, strides)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Sqrt runs GoMLX's simplego Sqrt in the current stage.
-func (b *stagedBuilder) Sqrt(x backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Sqrt(x_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Sub runs GoMLX's simplego Sub in the current stage.
-func (b *stagedBuilder) Sub(lhs backends.Op, rhs backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	lhs_ := b.in(s, lhs)
-	rhs_ := b.in(s, rhs)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Sub(lhs_, rhs_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Tanh runs GoMLX's simplego Tanh in the current stage.
-func (b *stagedBuilder) Tanh(x backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Tanh(x_)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Transpose runs GoMLX's simplego Transpose in the current stage.
-func (b *stagedBuilder) Transpose(x backends.Op, permutation ...int) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	x_ := b.in(s, x)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Transpose(x_, permutation...)
-	if err != nil {
-		return nil, err
-	}
-	return b.out(s, r0), nil
-}
-
-// Where runs GoMLX's simplego Where in the current stage.
-func (b *stagedBuilder) Where(condition backends.Op, onTrue backends.Op, onFalse backends.Op) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
-	}
-	condition_ := b.in(s, condition)
-	onTrue_ := b.in(s, onTrue)
-	onFalse_ := b.in(s, onFalse)
-	if err := b.takeErr(); err != nil {
-		return nil, err
-	}
-	r0, err := s.builder.Where(condition_, onTrue_, onFalse_)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,13 @@ import (
 )
 
 // handWritten lists the ops staged.go implements itself.
-var handWritten = map[string]bool{"DotGeneral": true, "Dot": true, "ReduceSum": true}
+var handWritten = map[string]bool{"DotGeneral": true, "Dot": true, "ReduceSum": true,
+	// elementwise.go
+	"Add": true, "Sub": true, "Mul": true, "Div": true, "Min": true, "Max": true,
+	"Equal": true, "NotEqual": true, "LessThan": true, "LessOrEqual": true, "GreaterThan": true, "GreaterOrEqual": true,
+	"Neg": true, "Abs": true, "Sign": true, "Exp": true, "Logistic": true, "Tanh": true,
+	"Sqrt": true, "Rsqrt": true, "Log": true, "Floor": true,
+	"Where": true, "BroadcastInDim": true, "Transpose": true, "Identity": true, "Constant": true}
 
 func main() {
 	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/gomlx/gomlx").Output()

@@ -30,8 +30,8 @@ func (b *stagedBuilder) ReduceSum(x backends.Op, axes ...int) (backends.Op, erro
 			return b.hostNode(shapes.Make(dtypes.Float32, dims...), &hostOp{
 				name:   fmt.Sprintf("ReduceSum %s axes %v", n.shape, axes),
 				inputs: []*node{n},
-				run: func(in [][]float32, out []float32) error {
-					sumMiddle(out, in[0], outer, reduced, inner)
+				run: func(in []any, out any) error {
+					sumMiddle(out.([]float32), in[0].([]float32), outer, reduced, inner)
 					return nil
 				},
 			}), nil
@@ -114,10 +114,7 @@ func sumMiddle(out, in []float32, outer, reduced, inner int) {
 		block := in[o*reduced*inner : (o+1)*reduced*inner]
 		copy(dst, block[:inner])
 		for r := 1; r < reduced; r++ {
-			row := block[r*inner : (r+1)*inner]
-			for i, v := range row {
-				dst[i] += v
-			}
+			binVV(binAdd, dst, dst, block[r*inner:(r+1)*inner])
 		}
 	}
 }

@@ -17,8 +17,9 @@ import (
 
 // goBackend is the pure-Go backend qatclip runs on: GoMLX's simplego for
 // every op except float32 DotGeneral, which runs on internal/gemm (about 10x
-// faster than simplego's matmul on the clip-tiny shapes), and float32
-// ReduceSum over one run of axes (see reduce.go).
+// faster than simplego's matmul on the clip-tiny shapes), float32 ReduceSum
+// over one run of axes (see reduce.go) and the float32 element-wise ops
+// (see elementwise.go), which give bit-identical results to simplego's.
 //
 // simplego has no hook for replacing one op's implementation (its executor
 // table and DotGeneral kernels are unexported), so goBackend splits each
@@ -27,10 +28,13 @@ import (
 // simplego computation ("stage"), and its Executable runs the stages in
 // order with the host ops between them. Buffers are simplego's own, passed
 // between stages without copies; each intermediate buffer is donated to
-// (or freed after) its last reader.
+// (or freed after) its last reader, and element-wise host ops write into
+// such a buffer when it has their output's shape. Only the ops the
+// outputs depend on run (GoMLX's gradients leave many unused ops behind).
 type goBackend struct {
 	*simplego.Backend
-	mul *gemm.Multiplier
+	mul     *gemm.Multiplier
+	workers int // goroutines per element-wise op
 }
 
 // Builder implements backends.Backend.
@@ -47,6 +51,23 @@ type node struct {
 	param int         // index among the computation's parameters, or -1
 	name  string      // parameter name
 	host  *hostOp     // set for ops run in Go between stages
+	// konst holds the flat data of a constant: host ops read it directly
+	// and each stage that reads it gets its own copy of the constant, so
+	// constants never start a stage of their own.
+	konst any
+	// deps are the nodes the op read (for ops of a builder stage): Compile
+	// runs only the ops outputs depend on.
+	deps []*node
+	// broadcast is set on a float32 BroadcastInDim: binary host ops read
+	// its source instead (see stagedBuilder.binary).
+	broadcast *broadcastView
+}
+
+// broadcastView describes a broadcast as its source node and the source's
+// dimensions placed on the output's axes (1 elsewhere).
+type broadcastView struct {
+	src  *node
+	dims []int
 }
 
 // stage is one step of a staged computation: either a simplego computation
@@ -56,18 +77,23 @@ type stage struct {
 	builder backends.Builder
 	imports map[*node]backends.Op // nodes of other stages read here, as parameters
 	order   []*node               // imports in parameter order
+	consts  map[*node]backends.Op // constants copied into this stage
 	// nextAfterImport is the id the next node got when the last import was
 	// made: simplego needs an output created after every parameter.
 	nextAfterImport int
 	host            *node
 }
 
-// hostOp is a float32 op run by qatclip's own code between stages: run
-// reads the inputs' storage and writes every element of out.
+// hostOp is an op run by qatclip's own code between stages: run reads the
+// inputs' storage (flat slices such as []float32 or []bool) and writes
+// every element of out. Inputs listed in alias have the output's shape and
+// are read only at the index being written, so out may be the same slice
+// as one of them: their buffer is reused when this op is their last reader.
 type hostOp struct {
 	name   string
 	inputs []*node
-	run    func(in [][]float32, out []float32) error
+	alias  []int
+	run    func(in []any, out any) error
 }
 
 // stagedBuilder implements backends.Builder for goBackend.
@@ -79,6 +105,11 @@ type stagedBuilder struct {
 	stages  []*stage
 	cur     *stage // open builder stage, nil after a product
 	err     error  // first error of an operand conversion, see takeErr
+	// operands are the nodes read by the op being built (see in); out
+	// records them as the new node's deps. operandsDone says the last
+	// op is complete, so the next in starts a new list.
+	operands     []*node
+	operandsDone bool
 }
 
 var _ backends.Builder = (*stagedBuilder)(nil)
@@ -93,6 +124,7 @@ func (b *stagedBuilder) stage() (*stage, error) {
 			index:   len(b.stages),
 			builder: b.backend.Backend.Builder(fmt.Sprintf("%s#%d", b.name, len(b.stages))),
 			imports: map[*node]backends.Op{},
+			consts:  map[*node]backends.Op{},
 		}
 		b.stages = append(b.stages, b.cur)
 	}
@@ -118,11 +150,29 @@ func (b *stagedBuilder) in(s *stage, op backends.Op) backends.Op {
 		}
 		return nil
 	}
+	if b.operandsDone {
+		b.operands, b.operandsDone = nil, false
+	}
+	b.operands = append(b.operands, n)
 	if n.stage == s {
 		return n.inner
 	}
 	if imp, ok := s.imports[n]; ok {
 		return imp
+	}
+	if n.konst != nil {
+		if c, ok := s.consts[n]; ok {
+			return c
+		}
+		c, err := s.builder.Constant(n.konst, n.shape.Dimensions...)
+		if err != nil {
+			if b.err == nil {
+				b.err = err
+			}
+			return nil
+		}
+		s.consts[n] = c
+		return c
 	}
 	imp, err := s.builder.Parameter(fmt.Sprintf("n%d", n.id), n.shape, nil)
 	if err != nil {
@@ -168,6 +218,10 @@ func (b *stagedBuilder) out(s *stage, op backends.Op) backends.Op {
 	}
 	n := b.newNode(shape)
 	n.stage, n.inner = s, op
+	// Several outputs of one op share its operands; an op without
+	// operands may inherit the previous op's, which only keeps more alive.
+	n.deps = b.operands
+	b.operandsDone = true
 	return n
 }
 
@@ -200,17 +254,29 @@ func (b *stagedBuilder) Parameter(name string, shape shapes.Shape, sharding *bac
 	return n, nil
 }
 
-// Constant implements backends.Builder.
+// Constant implements backends.Builder. The data is kept on the node (see
+// node.konst), not copied, as simplego does.
 func (b *stagedBuilder) Constant(flat any, dims ...int) (backends.Op, error) {
-	s, err := b.stage()
-	if err != nil {
-		return nil, err
+	v := reflect.ValueOf(flat)
+	if v.Kind() != reflect.Slice {
+		return nil, fmt.Errorf("backend %s: Constant: flat must be a slice, got %T", b.name, flat)
 	}
-	op, err := s.builder.Constant(flat, dims...)
-	if err != nil {
-		return nil, err
+	dtype := dtypes.FromGoType(v.Type().Elem())
+	if dtype == dtypes.InvalidDType {
+		return nil, fmt.Errorf("backend %s: Constant: unsupported element type %s", b.name, v.Type().Elem())
 	}
-	return b.out(s, op), nil
+	for _, d := range dims {
+		if d < 0 {
+			return nil, fmt.Errorf("backend %s: Constant: negative dimension in %v", b.name, dims)
+		}
+	}
+	shape := shapes.Make(dtype, dims...)
+	if shape.Size() != v.Len() {
+		return nil, fmt.Errorf("backend %s: Constant: %d values for shape %s", b.name, v.Len(), shape)
+	}
+	n := b.newNode(shape)
+	n.konst = flat
+	return n, nil
 }
 
 // DistributedSPMD implements backends.Builder: not supported on one CPU.
@@ -299,10 +365,10 @@ func (b *stagedBuilder) DotGeneral(lhsOp backends.Op, lhsContractingAxes, lhsBat
 	return b.hostNode(shapes.Make(dtypes.Float32, dims...), &hostOp{
 		name:   fmt.Sprintf("DotGeneral %s x %s", lhs.shape, rhs.shape),
 		inputs: []*node{lhs, rhs},
-		run: func(in [][]float32, out []float32) error {
-			return mul.MatMul(out,
-				gemm.Operand{Data: in[0], Batch: lhsBatch, Cross: lhsCross, Contract: lhsContract},
-				gemm.Operand{Data: in[1], Batch: rhsBatch, Cross: rhsCross, Contract: rhsContract})
+		run: func(in []any, out any) error {
+			return mul.MatMul(out.([]float32),
+				gemm.Operand{Data: in[0].([]float32), Batch: lhsBatch, Cross: lhsCross, Contract: lhsContract},
+				gemm.Operand{Data: in[1].([]float32), Batch: rhsBatch, Cross: rhsCross, Contract: rhsContract})
 		},
 	}), nil
 }
@@ -398,8 +464,9 @@ func (b *stagedBuilder) Compile(outputs []backends.Op, shardings []*backends.Sha
 		e.outputs = append(e.outputs, n)
 	}
 
-	// Backward liveness: a stage runs when it computes something needed
-	// later; then everything it reads is needed.
+	// Backward liveness over the ops: a node is needed when an output
+	// depends on it. A stage runs when it computes something needed; its
+	// parameters that nothing needed reads get a placeholder buffer.
 	needed := make([]bool, len(b.nodes))
 	for _, n := range e.outputs {
 		needed[n.id] = true
@@ -410,37 +477,74 @@ func (b *stagedBuilder) Compile(outputs []backends.Op, shardings []*backends.Sha
 			stageOuts[n.stage.index] = append(stageOuts[n.stage.index], n)
 		}
 	}
-	live := make([]*plannedStep, len(b.stages))
-	for i := len(b.stages) - 1; i >= 0; i-- {
-		s := b.stages[i]
-		if s.host != nil {
-			if !needed[s.host.id] {
+	// simplego sizes its per-run tables by the last output node and indexes
+	// them by parameter node: a parameter created after every output (read
+	// only by dead ops) would be out of range. The stage's last node then
+	// becomes an extra output, computed and discarded (extra).
+	extra := make([]bool, len(b.stages))
+	for {
+		for i := len(b.nodes) - 1; i >= 0; i-- {
+			n := b.nodes[i]
+			if !needed[i] {
 				continue
 			}
-			live[i] = &plannedStep{host: s.host, inputs: s.host.host.inputs}
-		} else {
-			var outs []*node
+			deps := n.deps
+			if n.host != nil {
+				deps = n.host.inputs
+			}
+			for _, d := range deps {
+				needed[d.id] = true
+			}
+		}
+		changed := false
+		for i, s := range b.stages {
+			if s.host != nil || len(stageOuts[i]) == 0 {
+				continue
+			}
+			lastNeeded := -1
 			for _, n := range stageOuts[i] {
 				if needed[n.id] {
-					outs = append(outs, n)
+					lastNeeded = n.id
 				}
 			}
-			if len(outs) == 0 {
-				continue
-			}
-			live[i] = &plannedStep{stage: s, inputs: s.order, outputs: outs}
-			// simplego sizes its per-run tables by the last output node and
-			// indexes them by parameter node: a parameter created after every
-			// output (read only by dead ops) would be out of range. The
-			// stage's last node then becomes an extra, discarded output.
-			if last := stageOuts[i][len(stageOuts[i])-1]; outs[len(outs)-1].id < s.nextAfterImport && last.id >= s.nextAfterImport {
-				live[i].outputs = append(outs, last)
-				live[i].discard = len(outs)
+			if last := stageOuts[i][len(stageOuts[i])-1]; lastNeeded >= 0 && lastNeeded < s.nextAfterImport && last.id >= s.nextAfterImport {
+				needed[last.id], extra[i], changed = true, true, true
 			}
 		}
-		for _, n := range live[i].inputs {
-			needed[n.id] = true
+		if !changed {
+			break
 		}
+	}
+	live := make([]*plannedStep, len(b.stages))
+	for i, s := range b.stages {
+		if s.host != nil {
+			if needed[s.host.id] {
+				live[i] = &plannedStep{host: s.host, inputs: s.host.host.inputs}
+			}
+			continue
+		}
+		var outs []*node
+		for _, n := range stageOuts[i] {
+			if needed[n.id] {
+				outs = append(outs, n)
+			}
+		}
+		if len(outs) == 0 {
+			continue
+		}
+		p := &plannedStep{stage: s, inputs: s.order, outputs: outs}
+		if extra[i] {
+			p.discard = len(outs) - 1
+		}
+		for j, n := range s.order {
+			if !needed[n.id] {
+				if p.unread == nil {
+					p.unread = make([]bool, len(s.order))
+				}
+				p.unread[j] = true
+			}
+		}
+		live[i] = p
 	}
 	for _, p := range live {
 		if p == nil {
@@ -466,8 +570,10 @@ func (b *stagedBuilder) Compile(outputs []backends.Op, shardings []*backends.Sha
 		e.lastUse[i] = -1
 	}
 	for i, p := range e.steps {
-		for _, n := range p.inputs {
-			e.lastUse[n.id] = i
+		for j, n := range p.inputs {
+			if p.unread == nil || !p.unread[j] {
+				e.lastUse[n.id] = i
+			}
 		}
 	}
 	e.isOutput = make([]bool, len(b.nodes))
@@ -485,6 +591,9 @@ type plannedStep struct {
 	inputs  []*node
 	outputs []*node
 	discard int // outputs from this index on are not needed; 0 means none
+	// unread marks the stage's parameters that no needed op reads: they
+	// get a placeholder buffer (nil when there are none).
+	unread []bool
 }
 
 // stagedExec implements backends.Executable for goBackend.
@@ -559,6 +668,16 @@ func (e *stagedExec) Execute(inputs []backends.Buffer, donate []bool, _ backends
 			ins := make([]backends.Buffer, len(p.inputs))
 			don := make([]bool, len(p.inputs))
 			for j, n := range p.inputs {
+				if p.unread != nil && p.unread[j] {
+					// Never read: any buffer of the shape, donated so that
+					// simplego frees it.
+					buf, _, err := be.NewSharedBuffer(0, n.shape)
+					if err != nil {
+						return nil, err
+					}
+					ins[j], don[j] = buf, true
+					continue
+				}
 				ins[j] = vals[n.id]
 				if release(si, n) {
 					don[j] = true
@@ -580,36 +699,29 @@ func (e *stagedExec) Execute(inputs []backends.Buffer, donate []bool, _ backends
 			}
 			continue
 		}
-		h := p.host.host
-		in := make([][]float32, len(h.inputs))
-		for j, n := range h.inputs {
-			data, err := float32Data(be, vals[n.id])
-			if err != nil {
-				return nil, fmt.Errorf("backend: %s: %w", h.name, err)
-			}
-			in[j] = data
-		}
-		buf, flat, err := be.NewSharedBuffer(0, p.host.shape)
+		in, out, err := e.hostBuffers(si, p, vals, owned, release)
 		if err != nil {
 			return nil, err
 		}
-		if err := h.run(in, flat.([]float32)); err != nil {
-			return nil, fmt.Errorf("backend: %s: %w", h.name, err)
+		if err := p.host.host.run(in, out); err != nil {
+			return nil, fmt.Errorf("backend: %s: %w", p.host.host.name, err)
 		}
-		vals[p.host.id], owned[p.host.id] = buf, true
-		for _, n := range p.inputs {
-			if release(si, n) && vals[n.id] != nil {
-				if err := be.BufferFinalize(vals[n.id]); err != nil {
-					return nil, err
-				}
-				vals[n.id] = nil
-			}
+		if err := e.releaseInputs(si, p, vals, release); err != nil {
+			return nil, err
 		}
 	}
 
 	results := make([]backends.Buffer, len(e.outputs))
 	returned := make([]bool, e.numNodes)
 	for i, n := range e.outputs {
+		if n.konst != nil {
+			c, err := be.BufferFromFlatData(0, n.konst, n.shape)
+			if err != nil {
+				return nil, err
+			}
+			results[i] = c
+			continue
+		}
 		buf := vals[n.id]
 		if buf == nil {
 			return nil, fmt.Errorf("backend: output #%d was not computed", i)
@@ -635,19 +747,6 @@ func (e *stagedExec) Execute(inputs []backends.Buffer, donate []bool, _ backends
 	return results, nil
 }
 
-// float32Data returns the storage of a float32 buffer.
-func float32Data(be *simplego.Backend, buf backends.Buffer) ([]float32, error) {
-	flat, err := be.BufferData(buf)
-	if err != nil {
-		return nil, err
-	}
-	f, ok := flat.([]float32)
-	if !ok {
-		return nil, fmt.Errorf("operand holds %T, want []float32", flat)
-	}
-	return f, nil
-}
-
 // cloneBuffer copies a buffer.
 func cloneBuffer(be *simplego.Backend, buf backends.Buffer) (backends.Buffer, error) {
 	shape, err := be.BufferShape(buf)
@@ -664,4 +763,55 @@ func cloneBuffer(be *simplego.Backend, buf backends.Buffer) (backends.Buffer, er
 	}
 	reflect.Copy(reflect.ValueOf(dst), reflect.ValueOf(src))
 	return c, nil
+}
+
+// hostBuffers returns the inputs' storage of host step p (index si) and
+// its output's, recording the output buffer in vals: the buffer of an input
+// read here for the last time when the op allows it, otherwise a pooled
+// one.
+func (e *stagedExec) hostBuffers(si int, p *plannedStep, vals []backends.Buffer, owned []bool,
+	release func(step int, n *node) bool) (in []any, out any, err error) {
+	be := e.backend.Backend
+	h := p.host.host
+	in = make([]any, len(h.inputs))
+	for j, n := range h.inputs {
+		if n.konst != nil {
+			in[j] = n.konst
+			continue
+		}
+		if in[j], err = be.BufferData(vals[n.id]); err != nil {
+			return nil, nil, fmt.Errorf("backend: %s: %w", h.name, err)
+		}
+	}
+	var buf backends.Buffer
+	for _, j := range h.alias {
+		if n := h.inputs[j]; n.konst == nil && release(si, n) && vals[n.id] != nil {
+			buf, vals[n.id] = vals[n.id], nil
+			break
+		}
+	}
+	if buf == nil {
+		buf, out, err = be.NewSharedBuffer(0, p.host.shape)
+	} else {
+		out, err = be.BufferData(buf)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	vals[p.host.id], owned[p.host.id] = buf, true
+	return in, out, nil
+}
+
+// releaseInputs frees the inputs host step p (index si) read for the last
+// time.
+func (e *stagedExec) releaseInputs(si int, p *plannedStep, vals []backends.Buffer, release func(step int, n *node) bool) error {
+	for _, n := range p.inputs {
+		if release(si, n) && vals[n.id] != nil {
+			if err := e.backend.Backend.BufferFinalize(vals[n.id]); err != nil {
+				return err
+			}
+			vals[n.id] = nil
+		}
+	}
+	return nil
 }
