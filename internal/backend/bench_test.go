@@ -48,14 +48,6 @@ func BenchmarkLinearGradient(b *testing.B) {
 // tokens) with simplego's matmul and with internal/gemm, each as the whole
 // graph; MB/s reads as millions of multiply-adds per second.
 func BenchmarkDotGeneral(b *testing.B) {
-	stock, err := Open("go:"+DefaultGoOptions+","+PlainOption, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	fast, err := Open("go", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	cases := []struct {
 		name           string
 		lhs, rhs       []int
@@ -79,22 +71,11 @@ func BenchmarkDotGeneral(b *testing.B) {
 				macs *= int64(d)
 			}
 		}
-		for _, be := range []struct {
-			name string
-			b    backends.Backend
-		}{{"simplego", stock}, {"gemm", fast}} {
+		for _, be := range backendsToCompare(b) {
 			b.Run(c.name+"/"+be.name, func(b *testing.B) {
-				exec := graph.MustNewExec(be.b, func(l, r *graph.Node) *graph.Node {
+				benchGraph(b, be.b, func(l, r *graph.Node) *graph.Node {
 					return graph.DotGeneral(l, c.lc, c.lb, r, c.rc, c.rb)
-				})
-				l := tensors.FromShape(shapes.Make(dtypes.Float32, c.lhs...))
-				r := tensors.FromShape(shapes.Make(dtypes.Float32, c.rhs...))
-				exec.MustExec(l, r)[0].FinalizeAll() // compile
-				b.SetBytes(macs)
-				b.ResetTimer()
-				for range b.N {
-					exec.MustExec(l, r)[0].FinalizeAll()
-				}
+				}, macs, zeros(c.lhs), zeros(c.rhs))
 			})
 		}
 	}
@@ -105,33 +86,15 @@ func BenchmarkDotGeneral(b *testing.B) {
 // over the first two (bias gradient), with simplego's reduction and with the
 // staged backend's.
 func BenchmarkReduceSum(b *testing.B) {
-	stock, err := Open("go:"+DefaultGoOptions+","+PlainOption, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	fast, err := Open("go", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	for _, c := range []struct {
 		name string
 		axes []int
 	}{{"rows", []int{2}}, {"columns", []int{0, 1}}} {
-		for _, be := range []struct {
-			name string
-			b    backends.Backend
-		}{{"simplego", stock}, {"staged", fast}} {
+		for _, be := range backendsToCompare(b) {
 			b.Run(c.name+"/"+be.name, func(b *testing.B) {
-				exec := graph.MustNewExec(be.b, func(x *graph.Node) *graph.Node {
+				benchGraph(b, be.b, func(x *graph.Node) *graph.Node {
 					return graph.ReduceSum(x, c.axes...)
-				})
-				x := tensors.FromShape(shapes.Make(dtypes.Float32, 64, 17, 512))
-				exec.MustExec(x)[0].FinalizeAll()
-				b.SetBytes(64 * 17 * 512 * 4)
-				b.ResetTimer()
-				for range b.N {
-					exec.MustExec(x)[0].FinalizeAll()
-				}
+				}, 64*17*512*4, zeros([]int{64, 17, 512}))
 			})
 		}
 	}
@@ -143,14 +106,6 @@ func BenchmarkReduceSum(b *testing.B) {
 // with the staged backend's Go kernels; MB/s reads as millions of values
 // per second.
 func BenchmarkElementwise(b *testing.B) {
-	stock, err := Open("go:"+DefaultGoOptions+","+PlainOption, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	fast, err := Open("go", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	cases := []struct {
 		name     string
 		lhs, rhs []int
@@ -185,20 +140,9 @@ func BenchmarkElementwise(b *testing.B) {
 				size *= int64(d)
 			}
 		}
-		for _, be := range []struct {
-			name string
-			b    backends.Backend
-		}{{"simplego", stock}, {"staged", fast}} {
+		for _, be := range backendsToCompare(b) {
 			b.Run(c.name+"/"+be.name, func(b *testing.B) {
-				exec := graph.MustNewExec(be.b, c.fn)
-				x := tensors.FromShape(shapes.Make(dtypes.Float32, c.lhs...))
-				y := tensors.FromShape(shapes.Make(dtypes.Float32, c.rhs...))
-				exec.MustExec(x, y)[0].FinalizeAll() // compile
-				b.SetBytes(size)
-				b.ResetTimer()
-				for range b.N {
-					exec.MustExec(x, y)[0].FinalizeAll()
-				}
+				benchGraph(b, be.b, c.fn, size, zeros(c.lhs), zeros(c.rhs))
 			})
 		}
 	}
@@ -210,38 +154,69 @@ func BenchmarkElementwise(b *testing.B) {
 // (every host op then starts and ends a stage), and plain simplego; ns/op
 // divided by 256 is the cost per op.
 func BenchmarkStageOverhead(b *testing.B) {
-	stock, err := Open("go:"+DefaultGoOptions+","+PlainOption, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	fast, err := Open("go", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	const chain = 256
-	for _, v := range []struct {
-		name        string
-		b           backends.Backend
-		alternating bool
-	}{{"host-only/staged", fast, false}, {"alternating/staged", fast, true},
-		{"host-only/simplego", stock, false}, {"alternating/simplego", stock, true}} {
-		b.Run(v.name, func(b *testing.B) {
-			exec := graph.MustNewExec(v.b, func(x *graph.Node) *graph.Node {
-				for i := range chain {
-					if v.alternating && i%2 == 1 {
-						x = graph.Cos(x) // simplego's
-					} else {
-						x = graph.MulScalar(x, 0.5)
+	for _, be := range backendsToCompare(b) {
+		for _, alternating := range []bool{false, true} {
+			name := map[bool]string{false: "host-only", true: "alternating"}[alternating]
+			b.Run(name+"/"+be.name, func(b *testing.B) {
+				benchGraph(b, be.b, func(x *graph.Node) *graph.Node {
+					for i := range chain {
+						if alternating && i%2 == 1 {
+							x = graph.Cos(x) // simplego's
+						} else {
+							x = graph.MulScalar(x, 0.5)
+						}
 					}
-				}
-				return x
+					return x
+				}, 0, zeros([]int{8}))
 			})
-			x := tensors.FromShape(shapes.Make(dtypes.Float32, 8))
-			exec.MustExec(x)[0].FinalizeAll()
-			b.ResetTimer()
-			for range b.N {
-				exec.MustExec(x)[0].FinalizeAll()
-			}
-		})
+		}
+	}
+}
+
+// namedBackend is a backend under comparison.
+type namedBackend struct {
+	name string
+	b    backends.Backend
+}
+
+// backendsToCompare opens plain simplego ("simplego") and qatclip's pure-Go
+// backend ("staged": simplego with qatclip's matmul, sums and element-wise
+// kernels), finalized when the benchmark ends.
+func backendsToCompare(b *testing.B) []namedBackend {
+	var out []namedBackend
+	for _, c := range []struct{ name, config string }{
+		{"simplego", "go:" + DefaultGoOptions + "," + PlainOption}, {"staged", "go"}} {
+		be, err := Open(c.config, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(be.Finalize)
+		out = append(out, namedBackend{c.name, be})
+	}
+	return out
+}
+
+// zeros returns a float32 tensor of zeros with the given dimensions.
+func zeros(dims []int) *tensors.Tensor {
+	return tensors.FromShape(shapes.Make(dtypes.Float32, dims...))
+}
+
+// benchGraph times fn (a graph function of len(inputs) nodes returning one
+// node) on be: one untimed run compiles it, then b.N runs, bytes per run
+// for b.SetBytes (0: none).
+func benchGraph[F graph.ExecGraphFn](b *testing.B, be backends.Backend, fn F, bytes int64, inputs ...*tensors.Tensor) {
+	exec := graph.MustNewExec(be, fn)
+	args := make([]any, len(inputs))
+	for i, x := range inputs {
+		args[i] = x
+	}
+	exec.MustExec(args...)[0].FinalizeAll()
+	if bytes > 0 {
+		b.SetBytes(bytes)
+	}
+	b.ResetTimer()
+	for range b.N {
+		exec.MustExec(args...)[0].FinalizeAll()
 	}
 }
