@@ -152,9 +152,10 @@ func DefaultOptions() Options {
 }
 
 // DefaultMinutes is about how long Run takes with DefaultOptions on two
-// CPU cores with the pure-Go backend, rounded up (measured: 2 minutes 5
-// seconds on a shared 2-core machine at load 3; see docs/PERFORMANCE.md).
-const DefaultMinutes = 3
+// CPU cores with the pure-Go backend, rounded up for a busy machine
+// (measured: 63 s on a shared 2-core machine at load 1.1-1.7; see
+// docs/PERFORMANCE.md).
+const DefaultMinutes = 2
 
 // Model is one evaluated model of the comparison.
 type Model struct {
