@@ -37,6 +37,12 @@ func WriteTable(w io.Writer, results []Result) error {
 		return err
 	}
 	for _, r := range results {
+		if s := r.StepStats; r.Error == "" && s != nil && r.Mode == ModeTrain && s.ExecMsMedian > 0 {
+			fmt.Fprintf(w, "train %s %s: of a %.1f ms step, %.1f ms waiting for the batch, %.1f ms the compiled step, %.1f ms reading the losses\n",
+				r.Config, r.Quant, s.StepMsMedian, s.DataMsMedian, s.ExecMsMedian, s.OutputsMsMedian)
+		}
+	}
+	for _, r := range results {
 		c := r.QuantCost
 		if c == nil || r.Error != "" {
 			continue
