@@ -30,6 +30,22 @@ func readNpy(t testing.TB, path string) npy.Array {
 	return a
 }
 
+// readGoldenInputs reads the model inputs of a golden folder: n images
+// (pixel_values.npy) and m token sequences of l ids (input_ids.npy).
+func readGoldenInputs(t testing.TB, dir string) (pixels []float32, ids []int32, n, m, l int) {
+	t.Helper()
+	pix := readNpy(t, filepath.Join(dir, "pixel_values.npy"))
+	pixels, err := pix.Float32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := readNpy(t, filepath.Join(dir, "input_ids.npy"))
+	if ids, err = tok.Int32(); err != nil {
+		t.Fatal(err)
+	}
+	return pixels, ids, pix.Shape[0], tok.Shape[0], tok.Shape[1]
+}
+
 func maxAbsDiff(t testing.TB, got, want []float32) float64 {
 	t.Helper()
 	if len(got) != len(want) {
@@ -57,17 +73,7 @@ func checkParity(t *testing.T, modelPath, dir string, tol float64, batch int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pix := readNpy(t, filepath.Join(dir, "pixel_values.npy"))
-	pf, err := pix.Float32()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := readNpy(t, filepath.Join(dir, "input_ids.npy"))
-	idv, err := ids.Int32()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, m, l := pix.Shape[0], ids.Shape[0], ids.Shape[1]
+	pf, idv, n, m, l := readGoldenInputs(t, dir)
 	img, err := e.ImageFeatures(pf, n, batch)
 	if err != nil {
 		t.Fatal(err)

@@ -40,17 +40,7 @@ func embedWithRecipe(t *testing.T, modelPath, dir, recipe string, sets ...string
 	if err != nil {
 		t.Fatal(err)
 	}
-	pix := readNpy(t, filepath.Join(dir, "pixel_values.npy"))
-	pf, err := pix.Float32()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := readNpy(t, filepath.Join(dir, "input_ids.npy"))
-	idv, err := ids.Int32()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, m, l := pix.Shape[0], ids.Shape[0], ids.Shape[1]
+	pf, idv, n, m, l := readGoldenInputs(t, dir)
 	if hook != nil {
 		if err := e.Calibrate(pf, n, idv, m, l, 8); err != nil {
 			t.Fatal(err)
