@@ -159,10 +159,11 @@ func Train(opts Options) (Result, error) {
 	// start of Run, includes building and compiling the graphs and
 	// calibrating the quantizers.
 	var (
-		timed        []sample
-		parts        [3][]float64 // data, exec, outputs, in ms
-		compile      time.Duration
-		lastT, lastC = time.Now(), cpuTime()
+		timed   []sample
+		parts   [3][]float64 // data, exec, outputs, in ms
+		compile time.Duration
+		lastT   time.Time     // set just before Run, then at each step
+		lastC   time.Duration // process CPU time at lastT
 	)
 	onStep := func(st train.StepTiming) {
 		now, c := time.Now(), cpuTime()
